@@ -1,0 +1,1 @@
+"""The two engines: `batch` (vectorised pandas) and `stream` (durable-rules), one verdict."""

@@ -1,0 +1,1 @@
+"""Submitted business records, versioned: every accepted change is a new version, history is kept."""
