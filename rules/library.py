@@ -10,7 +10,7 @@ from dataclasses import dataclass, field
 from decimal import Decimal, InvalidOperation
 from pathlib import Path
 from typing import Any
-from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+from zoneinfo import ZoneInfo
 
 from rules.lang.context import PARAM_TYPES, PERIODS, Parameter
 from rules.lang.rule import Rule, StreamCheck, load_rule_files
@@ -109,16 +109,17 @@ def load_library(
     company_file: Path | None = None,
     params_file: Path | None = None,
     stream_check: StreamCheck | None = None,
+    timezone: str = "Asia/Shanghai",
 ) -> Library:
     """Load and validate everything under `root` (the `policies/` folder). Raises InputError
-    listing every problem found in any file."""
+    listing every problem found in any file. `timezone` is the company's (from the settings)."""
     problems = Problems()
     model = load_record_model(root / "record_types.yaml", problems)
     manuals = _load_manuals(root / "manuals", problems)
     clauses = {c.id: c for m in manuals.values() for c in (*m.principles, *m.clauses)}
     params = _load_parameters(root / "parameters.yaml", clauses, problems)
     company_path = company_file or root / "company.yaml"
-    company, overrides = _load_company(company_path, manuals, params, problems)
+    company, overrides = _load_company(company_path, manuals, params, problems, timezone)
     if params_file is not None:
         doc = load_yaml(params_file, problems)
         if doc is not None:
@@ -303,8 +304,8 @@ def _apply_overrides(doc: YamlDoc, node: Any, params: dict[str, Parameter], prob
     return out
 
 
-def _load_company(path: Path, manuals: dict[str, Manual], params: dict[str, Parameter], problems: Problems) -> tuple[Company, dict[str, Any]]:
-    fallback = Company(Text("?", "?"), "Asia/Shanghai", tuple(manuals))
+def _load_company(path: Path, manuals: dict[str, Manual], params: dict[str, Parameter], problems: Problems, tz: str) -> tuple[Company, dict[str, Any]]:
+    fallback = Company(Text("?", "?"), tz, tuple(manuals))
     doc = load_yaml(path, problems)
     if doc is None:
         return fallback, {}
@@ -313,12 +314,8 @@ def _load_company(path: Path, manuals: dict[str, Manual], params: dict[str, Para
         problems.add(doc.name, "top level must be a mapping with `company`", "顶层须为含 company 的映射", line=1)
         return fallback, {}
     name = _text(doc, data, "name", problems, "company")
-    tz = str(data.get("timezone", "Asia/Shanghai"))
-    try:
-        ZoneInfo(tz)
-    except (ZoneInfoNotFoundError, ValueError):
-        problems.add(doc.name, f"unknown time zone {tz!r} (use an IANA name such as Asia/Shanghai)", f"未知时区 {tz!r}（请使用 IANA 名称，如 Asia/Shanghai）", line=line_of(data, "timezone"), key="company.timezone")
-        tz = "Asia/Shanghai"
+    if "timezone" in data:
+        problems.add(doc.name, "the time zone is a setting (ZHIDU_TIMEZONE), not part of company.yaml", "时区是系统设置（ZHIDU_TIMEZONE），不在 company.yaml 中配置", line=line_of(data, "timezone"), key="company.timezone")
     selected = data.get("manuals", list(manuals))
     if not isinstance(selected, list) or not selected:
         problems.add(doc.name, "company.manuals must list the manuals that apply", "company.manuals 须列出适用的制度", line=line_of(data, "manuals"), key="company.manuals")

@@ -37,7 +37,7 @@ def _fail(path: Path, en: str, zh: str, *, line: int | None = None, row: int | N
 # CSV
 
 
-def decode_text(path: Path, data: bytes) -> tuple[str, str]:
+def _decode_text(path: Path, data: bytes) -> tuple[str, str]:
     """(text, encoding): UTF-8 (BOM or not), else GB18030 (a superset of GBK), else a detected guess."""
     for encoding in ("utf-8-sig", "gb18030"):
         try:
@@ -59,7 +59,7 @@ def decode_text(path: Path, data: bytes) -> tuple[str, str]:
 
 def _read_csv(path: Path) -> pd.DataFrame:
     data = path.read_bytes()
-    text, encoding = decode_text(path, data)
+    text, encoding = _decode_text(path, data)
     if "\x00" in text:
         raise _fail(
             path,
@@ -197,7 +197,8 @@ def _read_jsonl(path: Path) -> pd.DataFrame:
     name = display_path(path)
     items: list[Any] = []
     problems: list[Problem] = []
-    for number, line in enumerate(_utf8(path).splitlines(), start=1):
+    # split("\n"), not splitlines(): JSON strings may hold a raw U+2028, which splitlines() breaks on.
+    for number, line in enumerate(_utf8(path).split("\n"), start=1):
         if not line.strip():
             continue
         try:

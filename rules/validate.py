@@ -45,7 +45,9 @@ _INT_RE = r"[+-]?[0-9]+(?:\.0*)?"
 _TIME = r"[T ][0-9]{2}:[0-9]{2}(?::[0-9]{2}(?:\.[0-9]{1,9})?)?"
 _DAY = r"[0-9]{4}-[0-9]{2}-[0-9]{2}"
 _NAIVE_RE = rf"{_DAY}(?:{_TIME})?"
-_AWARE_RE = rf"{_DAY}{_TIME}(?:Z|[+-][0-9]{{2}}(?::?[0-9]{{2}})?)"
+# Offsets with seconds ("+08:05:43", local mean time before 1901) are what tzdata and Python emit.
+_AWARE_RE = rf"{_DAY}{_TIME}(?:Z|[+-][0-9]{{2}}(?::?[0-9]{{2}}(?::[0-9]{{2}})?)?)"
+_SECONDS_OFFSET_RE = r".*[+-][0-9]{2}:[0-9]{2}:[0-9]{2}"
 # A date may carry an explicit midnight, as spreadsheets export it: "2026-10-01 00:00:00".
 _DATE_RE = rf"{_DAY}(?:[T ]00:00(?::00(?:\.0{{1,9}})?)?)?"
 
@@ -118,6 +120,8 @@ def cell_text(value: Any) -> str | None:
         return None if value.is_nan() else format(value, "f")
     if isinstance(value, dt.datetime | dt.date | dt.time):
         return value.isoformat()
+    if isinstance(value, list | dict | tuple):
+        return json.dumps(value, ensure_ascii=False, default=str)
     if isinstance(value, bytes):
         return value.decode("utf-8", errors="replace")
     return str(value)
@@ -134,7 +138,10 @@ def _quote(value: Any) -> str:
 def _as_text(raw: pd.Series[Any]) -> tuple[pd.Series[str], Mask]:
     """Stripped text of a column (NaN where missing or blank), and where cells hold a list/object."""
     nested = np.zeros(len(raw), dtype=np.bool_)
-    if isinstance(raw.dtype, pd.StringDtype):
+    # Object columns of only strings (JSON, payloads) convert in one vectorised step.
+    if isinstance(raw.dtype, pd.StringDtype) or (
+        raw.dtype == object and ptypes.infer_dtype(raw, skipna=True) in ("string", "empty")
+    ):
         text = raw.astype("str")
     else:
         if raw.dtype == object:
@@ -301,14 +308,12 @@ def _parse_time(raw: pd.Series[Any], tz: ZoneInfo, *, date_only: bool) -> _Parse
         missing = values.isna().to_numpy()
         if date_only:
             wall = values.dt.tz_convert(tz).dt.tz_localize(None) if values.dt.tz is not None else values
-            not_midnight = (~missing & (wall != wall.dt.normalize()).to_numpy(dtype=np.bool_)).astype(
-                np.bool_
-            )
+            not_midnight = ~missing & (wall != wall.dt.normalize()).to_numpy(dtype=np.bool_)
             _first_error(codes, not_midnight, Err.NOT_DATE)
             values = wall.mask(not_midnight)
         if values.dt.tz is None:
             values = _localize(values, tz, codes, ~missing)
-        return _Parsed(_to_utc_ns(values, codes, np.zeros(n, dtype=np.bool_)), codes, missing)
+        return _Parsed(_to_utc_ns(values, codes, ~missing), codes, missing)
     text, nested = _as_text(raw)
     missing = text.isna().to_numpy() & ~nested
     _first_error(codes, nested, Err.NESTED)
@@ -318,16 +323,33 @@ def _parse_time(raw: pd.Series[Any], tz: ZoneInfo, *, date_only: bool) -> _Parse
         naive = pd.to_datetime(text.where(is_date).str.slice(0, 10), format="%Y-%m-%d", errors="coerce")
         _first_error(codes, is_date & naive.isna().to_numpy(), Err.BAD_CALENDAR)
         local = _localize(pd.Series(naive.array), tz, codes, is_date)
-        return _Parsed(_to_utc_ns(local, codes, np.zeros(n, dtype=np.bool_)), codes, missing)
+        return _Parsed(_to_utc_ns(local, codes, is_date), codes, missing)
     is_naive = _fullmatch(text, _NAIVE_RE)
     is_aware = _fullmatch(text, _AWARE_RE)
     _first_error(codes, ~missing & ~is_naive & ~is_aware, Err.NOT_TIMESTAMP)
     naive = pd.Series(pd.to_datetime(text.where(is_naive), format="ISO8601", errors="coerce").array)
     _first_error(codes, is_naive & naive.isna().to_numpy(), Err.BAD_CALENDAR)
-    local = _to_utc_ns(_localize(naive, tz, codes, is_naive), codes, np.zeros(n, dtype=np.bool_))
-    absolute = pd.to_datetime(text.where(is_aware), format="ISO8601", utc=True, errors="coerce")
-    absolute = _to_utc_ns(pd.Series(absolute.array), codes, is_aware)
+    local = _to_utc_ns(_localize(naive, tz, codes, is_naive), codes, is_naive)
+    absolute = _parse_absolute(text, is_aware, codes)
     return _Parsed(absolute.where(pd.Series(is_aware), local), codes, missing)
+
+
+def _parse_absolute(text: pd.Series[str], is_aware: Mask, codes: Codes) -> pd.Series[Any]:
+    """Texts with an offset -> UTC; pandas cannot parse offsets with seconds, so those are done apart."""
+    seconds = is_aware & _fullmatch(text, _SECONDS_OFFSET_RE)
+    plain = is_aware & ~seconds
+    parsed = pd.to_datetime(text.where(plain), format="ISO8601", utc=True, errors="coerce")
+    absolute = _to_utc_ns(pd.Series(parsed.array), codes, plain)
+    if not seconds.any():
+        return absolute
+    odd = text.where(seconds)
+    wall = pd.Series(pd.to_datetime(odd.str.slice(0, -9), format="ISO8601", errors="coerce").array)
+    offset = odd.str.slice(-9)
+    sign = np.where(offset.str.startswith("-").fillna(False).to_numpy(dtype=np.bool_), -1, 1)
+    hms = [offset.str.slice(a, a + 2).astype("Int64").fillna(0).to_numpy(dtype=np.int64) for a in (1, 4, 7)]
+    delta = pd.to_timedelta(sign * (hms[0] * 3600 + hms[1] * 60 + hms[2]), unit="s")
+    shifted = _to_utc_ns(pd.Series((wall - delta).array), codes, seconds)
+    return absolute.where(pd.Series(~seconds), shifted)
 
 
 def _parse(spec: FieldSpec, raw: pd.Series[Any], tz: ZoneInfo) -> _Parsed:
@@ -555,7 +577,7 @@ def validate_frame(
     col_problems, drop = _column_problems(rt, raw, source)
     if col_problems:
         return Validated(empty_frame(rt), col_problems, all_rows, total)
-    keep = [pos for pos in range(len(raw.columns)) if pos not in set(drop)]
+    keep = [pos for pos in range(len(raw.columns)) if pos not in drop]
     raw = raw.iloc[:, keep]
     raw.columns = pd.Index([str(c).strip() for c in raw.columns])
 
@@ -621,16 +643,18 @@ def _timestamp_texts(values: pd.Series[Any], tz: ZoneInfo) -> pd.Series[Any]:
     ns = (local.dt.microsecond * 1000 + local.dt.nanosecond).fillna(0).astype("int64")
     digits = ("." + ns.astype("str").str.pad(9, fillchar="0")).str.replace(r"0+$", "", regex=True)
     frac: pd.Series[str] = digits.where(ns > 0, "")
-    offset_min = (
-        (local.dt.tz_localize(None) - utc.dt.tz_localize(None)).dt.total_seconds().fillna(0) // 60
-    ).astype("int64")
-    sign: pd.Series[str] = pd.Series(np.where(offset_min < 0, "-", "+"), index=values.index, dtype="str")
-    absmin = offset_min.abs()
+    offset_s = (
+        (local.dt.tz_localize(None) - utc.dt.tz_localize(None)).dt.total_seconds().fillna(0).astype("int64")
+    )
+    sign: pd.Series[str] = pd.Series(np.where(offset_s < 0, "-", "+"), index=values.index, dtype="str")
+    abs_s = offset_s.abs()
+    secs = (abs_s % 60).astype("str").str.pad(2, fillchar="0")
     offset = (
         sign
-        + (absmin // 60).astype("str").str.pad(2, fillchar="0")
+        + (abs_s // 3600).astype("str").str.pad(2, fillchar="0")
         + ":"
-        + (absmin % 60).astype("str").str.pad(2, fillchar="0")
+        + (abs_s // 60 % 60).astype("str").str.pad(2, fillchar="0")
+        + (":" + secs).where(abs_s % 60 != 0, "")
     )
     texts: pd.Series[str] = base + frac + offset
     return texts.mask(utc.isna())

@@ -102,7 +102,8 @@ def test_first_row_numbers_rows_of_a_chunk() -> None:
 
 def test_an_empty_record_list_has_no_problems() -> None:
     v = validate_frame(MODEL["expense_claim"], pd.DataFrame(), source="expense_claim.json", tz=TZ)
-    assert v.problems == [] and v.total_rows == 0
+    assert v.problems == []
+    assert v.total_rows == 0
     assert v.frame.equals(empty_frame(MODEL["expense_claim"]))
 
 
@@ -127,8 +128,18 @@ def test_unknown_and_missing_required_columns_reject_the_whole_file() -> None:
             f"未知列 '备注'；费用报销单的列为：{columns}",
         ),
         (None, "dept", "missing required column 'dept' (Department)", "缺少必填列 'dept'（部门）"),
-        (None, "applicant", "missing required column 'applicant' (Applicant)", "缺少必填列 'applicant'（申请人）"),
-        (None, "category", "missing required column 'category' (Category)", "缺少必填列 'category'（费用类别）"),
+        (
+            None,
+            "applicant",
+            "missing required column 'applicant' (Applicant)",
+            "缺少必填列 'applicant'（申请人）",
+        ),
+        (
+            None,
+            "category",
+            "missing required column 'category' (Category)",
+            "缺少必填列 'category'（费用类别）",
+        ),
         (
             None,
             "invoice_count",
@@ -144,12 +155,15 @@ def test_unknown_and_missing_required_columns_reject_the_whole_file() -> None:
     ]
     assert v.rejected_rows == [1, 2]
     assert v.total_rows == 2
-    assert v.frame.empty and list(v.frame.columns) == list(MODEL["expense_claim"].fields)
+    assert v.frame.empty
+    assert list(v.frame.columns) == list(MODEL["expense_claim"].fields)
     assert all(p.file == "expense_claim.csv" for p in v.problems)
 
 
 def test_duplicate_columns_and_unnamed_columns_with_data() -> None:
-    raw = pd.DataFrame([["D1", "Finance", "x", "Wang", "", "v"]], columns=["id", "name", "name", "head", "", ""])
+    raw = pd.DataFrame(
+        [["D1", "Finance", "x", "Wang", "", "v"]], columns=["id", "name", "name", "head", "", ""]
+    )
     v = validate_frame(MODEL["department"], raw, source="department.csv", tz=TZ)
     assert [(p.key, p.message_en) for p in v.problems] == [
         (None, "column 6 has values but no name"),
@@ -183,7 +197,12 @@ def test_every_bad_cell_is_reported_not_just_the_first() -> None:
             "category: 'food' is not one of: travel, office, entertainment, training, transport, other",
             "费用类别：'food' 不是允许的值之一：travel, office, entertainment, training, transport, other",
         ),
-        (1, "amount", "amount: '12.345' has more than 2 decimal places", "金额(元)：'12.345' 的小数位超过 2 位"),
+        (
+            1,
+            "amount",
+            "amount: '12.345' has more than 2 decimal places",
+            "金额(元)：'12.345' 的小数位超过 2 位",
+        ),
         (1, "invoice_count", "invoice_count: 'two' is not an integer", "发票张数：'two' 不是整数"),
         (3, "dept", "dept: required value is empty", "部门：必填值为空"),
         (
@@ -208,14 +227,33 @@ def test_required_value_empty(blank: str | None) -> None:
 def test_empty_optional_value_is_na() -> None:
     v = run("expense_claim", [claim(invoice_no="  ", paid_at=" ")])
     assert v.problems == []
-    assert pd.isna(v.frame["invoice_no"].iloc[0]) and pd.isna(v.frame["paid_at"].iloc[0])
+    assert pd.isna(v.frame["invoice_no"].iloc[0])
+    assert pd.isna(v.frame["paid_at"].iloc[0])
 
 
 BAD_VALUES = [
     # (type, field, value, en, zh)
-    ("expense_claim", "invoice_count", "3.5", "invoice_count: '3.5' is not an integer", "发票张数：'3.5' 不是整数"),
-    ("expense_claim", "invoice_count", "1e3", "invoice_count: '1e3' is not an integer", "发票张数：'1e3' 不是整数"),
-    ("expense_claim", "invoice_count", "１２", "invoice_count: '１２' is not an integer", "发票张数：'１２' 不是整数"),
+    (
+        "expense_claim",
+        "invoice_count",
+        "3.5",
+        "invoice_count: '3.5' is not an integer",
+        "发票张数：'3.5' 不是整数",
+    ),
+    (
+        "expense_claim",
+        "invoice_count",
+        "1e3",
+        "invoice_count: '1e3' is not an integer",
+        "发票张数：'1e3' 不是整数",
+    ),
+    (
+        "expense_claim",
+        "invoice_count",
+        "１２",
+        "invoice_count: '１２' is not an integer",
+        "发票张数：'１２' 不是整数",
+    ),
     (
         "expense_claim",
         "invoice_count",
@@ -223,7 +261,13 @@ BAD_VALUES = [
         "invoice_count: '12345678901234567890' is too large",
         "发票张数：'12345678901234567890' 数值过大",
     ),
-    ("expense_claim", "invoice_count", "-1", "invoice_count: '-1' is below the minimum 0", "发票张数：'-1' 小于最小值 0"),
+    (
+        "expense_claim",
+        "invoice_count",
+        "-1",
+        "invoice_count: '-1' is below the minimum 0",
+        "发票张数：'-1' 小于最小值 0",
+    ),
     (
         "expense_claim",
         "amount",
@@ -245,8 +289,20 @@ BAD_VALUES = [
         "amount: '1.2.3' is not a number (e.g. 1234.50, 1,234.50 or ¥1234.50)",
         "金额(元)：'1.2.3' 不是有效数字（例如 1234.50、1,234.50 或 ¥1234.50）",
     ),
-    ("expense_claim", "amount", "12.345", "amount: '12.345' has more than 2 decimal places", "金额(元)：'12.345' 的小数位超过 2 位"),
-    ("expense_claim", "amount", "0.001", "amount: '0.001' has more than 2 decimal places", "金额(元)：'0.001' 的小数位超过 2 位"),
+    (
+        "expense_claim",
+        "amount",
+        "12.345",
+        "amount: '12.345' has more than 2 decimal places",
+        "金额(元)：'12.345' 的小数位超过 2 位",
+    ),
+    (
+        "expense_claim",
+        "amount",
+        "0.001",
+        "amount: '0.001' has more than 2 decimal places",
+        "金额(元)：'0.001' 的小数位超过 2 位",
+    ),
     (
         "expense_claim",
         "amount",
@@ -254,8 +310,20 @@ BAD_VALUES = [
         "amount: '1234567890123456' is too large",
         "金额(元)：'1234567890123456' 数值过大",
     ),
-    ("expense_claim", "amount", "-0.01", "amount: '-0.01' is below the minimum 0", "金额(元)：'-0.01' 小于最小值 0"),
-    ("expense_claim", "amount", "¥-5", "amount: '¥-5' is below the minimum 0", "金额(元)：'¥-5' 小于最小值 0"),
+    (
+        "expense_claim",
+        "amount",
+        "-0.01",
+        "amount: '-0.01' is below the minimum 0",
+        "金额(元)：'-0.01' 小于最小值 0",
+    ),
+    (
+        "expense_claim",
+        "amount",
+        "¥-5",
+        "amount: '¥-5' is below the minimum 0",
+        "金额(元)：'¥-5' 小于最小值 0",
+    ),
     (
         "expense_claim",
         "category",
@@ -293,20 +361,62 @@ BAD_VALUES = [
         "submitted_at: '3000-01-01' is outside the supported years 1678-2261",
         "提交时间：'3000-01-01' 超出支持的年份范围 1678-2261",
     ),
-    ("supplier", "qualified", "maybe", "qualified: 'maybe' is not a yes/no value (true/false, yes/no, y/n, t/f, 1/0, 是/否)",
-     "合格供应商：'maybe' 不是是/否值（true/false、yes/no、y/n、t/f、1/0、是/否）"),  # fmt: skip
-    ("supplier", "qualified", "2", "qualified: '2' is not a yes/no value (true/false, yes/no, y/n, t/f, 1/0, 是/否)",
-     "合格供应商：'2' 不是是/否值（true/false、yes/no、y/n、t/f、1/0、是/否）"),  # fmt: skip
-    ("supplier", "qualified_from", "2026-10-01T09:30:00", "qualified_from: '2026-10-01T09:30:00' is not a date (YYYY-MM-DD)",
-     "资格起始日：'2026-10-01T09:30:00' 不是日期（YYYY-MM-DD）"),  # fmt: skip
-    ("supplier", "qualified_from", "01/10/2026", "qualified_from: '01/10/2026' is not a date (YYYY-MM-DD)",
-     "资格起始日：'01/10/2026' 不是日期（YYYY-MM-DD）"),  # fmt: skip
-    ("supplier", "qualified_until", "2026-13-01", "qualified_until: '2026-13-01' is not a valid calendar date/time",
-     "资格截止日：'2026-13-01' 不是有效的日期时间"),  # fmt: skip
-    ("supplier", "qualified_until", "9999-12-31", "qualified_until: '9999-12-31' is outside the supported years 1678-2261",
-     "资格截止日：'9999-12-31' 超出支持的年份范围 1678-2261"),  # fmt: skip
-    ("complaint", "satisfaction", "0", "satisfaction: '0' is below the minimum 1", "满意度(1-5)：'0' 小于最小值 1"),
-    ("complaint", "satisfaction", "6", "satisfaction: '6' is above the maximum 5", "满意度(1-5)：'6' 大于最大值 5"),
+    (
+        "supplier",
+        "qualified",
+        "maybe",
+        "qualified: 'maybe' is not a yes/no value (true/false, yes/no, y/n, t/f, 1/0, 是/否)",
+        "合格供应商：'maybe' 不是是/否值（true/false、yes/no、y/n、t/f、1/0、是/否）",
+    ),
+    (
+        "supplier",
+        "qualified",
+        "2",
+        "qualified: '2' is not a yes/no value (true/false, yes/no, y/n, t/f, 1/0, 是/否)",
+        "合格供应商：'2' 不是是/否值（true/false、yes/no、y/n、t/f、1/0、是/否）",
+    ),
+    (
+        "supplier",
+        "qualified_from",
+        "2026-10-01T09:30:00",
+        "qualified_from: '2026-10-01T09:30:00' is not a date (YYYY-MM-DD)",
+        "资格起始日：'2026-10-01T09:30:00' 不是日期（YYYY-MM-DD）",
+    ),
+    (
+        "supplier",
+        "qualified_from",
+        "01/10/2026",
+        "qualified_from: '01/10/2026' is not a date (YYYY-MM-DD)",
+        "资格起始日：'01/10/2026' 不是日期（YYYY-MM-DD）",
+    ),
+    (
+        "supplier",
+        "qualified_until",
+        "2026-13-01",
+        "qualified_until: '2026-13-01' is not a valid calendar date/time",
+        "资格截止日：'2026-13-01' 不是有效的日期时间",
+    ),
+    (
+        "supplier",
+        "qualified_until",
+        "9999-12-31",
+        "qualified_until: '9999-12-31' is outside the supported years 1678-2261",
+        "资格截止日：'9999-12-31' 超出支持的年份范围 1678-2261",
+    ),
+    (
+        "complaint",
+        "satisfaction",
+        "0",
+        "satisfaction: '0' is below the minimum 1",
+        "满意度(1-5)：'0' 小于最小值 1",
+    ),
+    (
+        "complaint",
+        "satisfaction",
+        "6",
+        "satisfaction: '6' is above the maximum 5",
+        "满意度(1-5)：'6' 大于最大值 5",
+    ),
     ("budget", "year", "1999", "year: '1999' is below the minimum 2000", "年度：'1999' 小于最小值 2000"),
     (
         "performance_review",
@@ -384,8 +494,9 @@ def test_duplicate_ids_row_numbers_follow_first_row() -> None:
 
 def test_empty_ids_are_not_duplicates_of_each_other() -> None:
     v = run("expense_claim", [claim(id=""), claim(id="")])
-    assert [(p.row, p.message_en) for p in v.problems] == [(1, "id: required value is empty")] * 1 + [
-        (2, "id: required value is empty")
+    assert [(p.row, p.message_en) for p in v.problems] == [
+        (1, "id: required value is empty"),
+        (2, "id: required value is empty"),
     ]
 
 
@@ -447,7 +558,12 @@ def test_typed_float_and_int_amounts() -> None:
     raw["invoice_count"] = [3.0, 1.0, 2.0, 0.0, 2.5]
     v = validate_frame(MODEL["expense_claim"], raw, source="expense_claim.parquet", tz=TZ)
     assert found(v) == [
-        (4, "amount", "amount: '12.345' has more than 2 decimal places", "金额(元)：'12.345' 的小数位超过 2 位"),
+        (
+            4,
+            "amount",
+            "amount: '12.345' has more than 2 decimal places",
+            "金额(元)：'12.345' 的小数位超过 2 位",
+        ),
         (5, "amount", "amount: required value is empty", "金额(元)：必填值为空"),
         (5, "invoice_count", "invoice_count: '2.5' is not an integer", "发票张数：'2.5' 不是整数"),
     ]
@@ -455,7 +571,8 @@ def test_typed_float_and_int_amounts() -> None:
     assert v.frame["invoice_count"].tolist() == [3, 1, 2]
     ints = pd.DataFrame([claim()]).assign(amount=[7], invoice_count=[np.int64(4)])
     w = validate_frame(MODEL["expense_claim"], ints, source="x", tz=TZ)
-    assert w.frame["amount"].tolist() == [700] and w.frame["invoice_count"].tolist() == [4]
+    assert w.frame["amount"].tolist() == [700]
+    assert w.frame["invoice_count"].tolist() == [4]
 
 
 # --- bools -------------------------------------------------------------------------------------
@@ -464,8 +581,9 @@ def test_typed_float_and_int_amounts() -> None:
 @pytest.mark.parametrize(
     ("text", "value"),
     [
-        ("true", True), ("TRUE", True), ("True", True), ("t", True), ("yes", True), ("Y", True), ("1", True),
-        ("是", True), ("false", False), ("F", False), ("no", False), ("n", False), ("0", False), ("否", False),
+        ("true", True), ("TRUE", True), ("True", True), ("t", True), ("yes", True), ("Y", True),
+        ("1", True), ("是", True), ("false", False), ("F", False), ("no", False), ("n", False),
+        ("0", False), ("否", False),
     ],
 )  # fmt: skip
 def test_bool_texts(text: str, value: bool) -> None:
@@ -480,7 +598,8 @@ def test_typed_bools_and_a_bool_where_an_int_is_expected() -> None:
     raw = pd.DataFrame([VALID_ROWS["supplier"], {**VALID_ROWS["supplier"], "id": "S2"}])
     raw["qualified"] = [True, False]
     v = validate_frame(MODEL["supplier"], raw, source="supplier.json", tz=TZ)
-    assert v.problems == [] and v.frame["qualified"].tolist() == [True, False]
+    assert v.problems == []
+    assert v.frame["qualified"].tolist() == [True, False]
     obj = pd.DataFrame([claim()], dtype=object)
     obj.loc[0, "invoice_count"] = True
     w = validate_frame(MODEL["expense_claim"], obj, source="expense_claim.json", tz=TZ)
@@ -512,7 +631,10 @@ def test_timestamps_naive_are_in_the_zone_and_offsets_are_absolute(text: str, ut
 
 
 def test_naive_and_offset_timestamps_mix_in_one_column() -> None:
-    rows = [claim(id="A", submitted_at="2026-10-01T09:00:00"), claim(id="B", submitted_at="2026-10-01T09:00:00Z")]
+    rows = [
+        claim(id="A", submitted_at="2026-10-01T09:00:00"),
+        claim(id="B", submitted_at="2026-10-01T09:00:00Z"),
+    ]
     v = run("expense_claim", rows)
     assert v.frame["submitted_at"].tolist() == [ts("2026-10-01T01:00:00Z"), ts("2026-10-01T09:00:00Z")]
 
@@ -520,7 +642,10 @@ def test_naive_and_offset_timestamps_mix_in_one_column() -> None:
 def test_a_wall_time_skipped_by_daylight_saving_needs_an_offset() -> None:
     ny = ZoneInfo("America/New_York")
     raw = pd.DataFrame(
-        [claim(id="A", submitted_at="2026-03-08T02:30:00"), claim(id="B", submitted_at="2026-03-08T02:30:00-05:00")]
+        [
+            claim(id="A", submitted_at="2026-03-08T02:30:00"),
+            claim(id="B", submitted_at="2026-03-08T02:30:00-05:00"),
+        ]
     )
     v = validate_frame(MODEL["expense_claim"], raw, source="expense_claim.csv", tz=ny)
     assert found(v) == [
@@ -529,7 +654,8 @@ def test_a_wall_time_skipped_by_daylight_saving_needs_an_offset() -> None:
             "submitted_at",
             "submitted_at: '2026-03-08T02:30:00' does not exist or is ambiguous in America/New_York "
             "(daylight-saving change); give it an offset",
-            "提交时间：'2026-03-08T02:30:00' 在时区 America/New_York 中不存在或有歧义（夏令时切换），请注明时差",
+            "提交时间：'2026-03-08T02:30:00' 在时区 America/New_York 中不存在或有歧义"
+            "（夏令时切换），请注明时差",
         )
     ]
     assert v.frame["submitted_at"].tolist() == [ts("2026-03-08T07:30:00Z")]
@@ -545,11 +671,12 @@ def test_dates_are_midnight_in_the_zone(text: str) -> None:
 def test_typed_datetimes_naive_are_localised_and_aware_converted() -> None:
     raw = pd.DataFrame([claim(id="A"), claim(id="B")])
     raw["submitted_at"] = pd.to_datetime(["2026-10-01 09:00", "2026-10-02 09:00"])
-    raw["paid_at"] = pd.to_datetime(["2026-10-01T09:00:00Z", None], utc=True)
+    raw["paid_at"] = pd.to_datetime(pd.Series(["2026-10-01T09:00:00Z", None]), utc=True)
     v = validate_frame(MODEL["expense_claim"], raw, source="expense_claim.parquet", tz=TZ)
     assert v.problems == []
     assert v.frame["submitted_at"].tolist() == [ts("2026-10-01T01:00:00Z"), ts("2026-10-02T01:00:00Z")]
-    assert v.frame["paid_at"].iloc[0] == ts("2026-10-01T09:00:00Z") and pd.isna(v.frame["paid_at"].iloc[1])
+    assert v.frame["paid_at"].iloc[0] == ts("2026-10-01T09:00:00Z")
+    assert pd.isna(v.frame["paid_at"].iloc[1])
 
 
 def test_typed_datetime_objects_in_an_object_column() -> None:
@@ -578,11 +705,16 @@ def test_strings_are_stripped_and_formula_text_stays_plain_text() -> None:
 
 def test_a_list_or_object_cell_is_not_a_value() -> None:
     raw = pd.DataFrame([claim()], dtype=object)
-    raw.at[0, "dept"] = ["fin", "hr"]
+    raw["dept"] = pd.Series([["fin", "hr"]], dtype=object)
     v = validate_frame(MODEL["expense_claim"], raw, source="expense_claim.json", tz=TZ)
     assert found(v) == [
-        (1, "dept", "dept: 'fin', 'hr'] is a list or object, not a single value", "部门：'fin', 'hr'] 是列表或对象，不是单个值")
-    ] or [p.message_en for p in v.problems] == ["dept: '['fin', 'hr']' is a list or object, not a single value"]
+        (
+            1,
+            "dept",
+            """dept: '["fin", "hr"]' is a list or object, not a single value""",
+            """部门：'["fin", "hr"]' 是列表或对象，不是单个值""",
+        )
+    ]
 
 
 def test_numbers_in_a_string_column_keep_their_digits() -> None:
@@ -663,7 +795,9 @@ def test_round_trip_keeps_nanoseconds_and_awkward_decimals() -> None:
     payloads = to_payloads(MODEL["expense_claim"], v.frame, TZ)
     assert [p["amount"] for p in payloads] == ["0.10", "0.30", "999999999999999.99"]
     assert payloads[0]["submitted_at"] == "2026-10-01T09:00:00.000000001+08:00"
-    assert payloads[1]["submitted_at"] == "1900-01-01T00:00:00+08:05"  # Shanghai's LMT offset, as tzdata says
+    assert (
+        payloads[1]["submitted_at"] == "1900-01-01T00:00:00+08:05:43"
+    )  # Shanghai's LMT offset, as tzdata says
     back = from_payloads(MODEL["expense_claim"], payloads, TZ)
     pd.testing.assert_frame_equal(back, v.frame.reset_index(drop=True))
 

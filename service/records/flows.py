@@ -69,3 +69,9 @@ def load_dataset(
                 )
             )
     return LoadSummary(submitted_by=submitted_by, source=source, submitted_at=now, types=tuple(summaries))
+
+
+def record_counts(session_factory: Callable[[], Session]) -> list[tuple[str | None, str, int]]:
+    """Current records per (department, record type)."""
+    with session_factory() as session:
+        return service.counts_by_dept_and_type(session)

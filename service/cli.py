@@ -1,0 +1,425 @@
+"""The `zhidu` command line."""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import sys
+from collections import Counter
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
+from enum import StrEnum
+from pathlib import Path
+from typing import Annotated, Any
+
+import pandas as pd
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from rules.problems import InputError
+from service.settings import Settings, get_settings
+
+app = typer.Typer(help="zhidu 制度: rules-and-policy compliance for process-management manuals.", no_args_is_help=True)
+db_app = typer.Typer(help="Database schema.", no_args_is_help=True)
+policies_app = typer.Typer(help="The policy library: manuals, clauses, parameters.", no_args_is_help=True)
+rules_app = typer.Typer(help="The rules.", no_args_is_help=True)
+app.add_typer(db_app, name="db")
+app.add_typer(policies_app, name="policies")
+app.add_typer(rules_app, name="rules")
+
+out = Console(soft_wrap=True)
+err = Console(stderr=True, soft_wrap=True)
+
+
+class Lang(StrEnum):
+    zh = "zh"
+    en = "en"
+
+
+class OutputFormat(StrEnum):
+    table = "table"
+    json = "json"
+    csv = "csv"
+
+
+class EngineName(StrEnum):
+    batch = "batch"
+    stream = "stream"
+
+
+LangOption = Annotated[Lang, typer.Option("--lang", help="Language of the output: zh or en.")]
+
+
+def settings() -> Settings:
+    try:
+        return get_settings()
+    except ValueError as exc:  # pydantic's ValidationError is a ValueError
+        err.print(f"[red]invalid settings / 配置无效:[/red] {exc}")
+        raise typer.Exit(2) from exc
+
+
+@contextmanager
+def input_errors() -> Iterator[None]:
+    """Bad input: list every problem on stderr and exit with code 2."""
+    try:
+        yield
+    except InputError as exc:
+        err.print(f"[red]{exc.what}[/red]: {len(exc.problems)} problem(s) / 个问题")
+        for p in exc.problems:
+            err.print(f"  - {p.where()}: {p.message_en}\n    {p.message_zh}", markup=False, highlight=False)
+        raise typer.Exit(2) from exc
+
+
+def library(params_file: Path | None = None) -> Any:
+    from service.evaluation.service import load_policy_library
+
+    with input_errors():
+        return load_policy_library(settings(), params_file=params_file)
+
+
+def safe_cell(value: Any) -> Any:
+    """Spreadsheet-safe text: a cell that looks like a formula is prefixed with a quote."""
+    if isinstance(value, str) and value[:1] in ("=", "+", "-", "@", "\t", "\r"):
+        return "'" + value
+    return value
+
+
+def write_csv(rows: Sequence[dict[str, Any]], columns: Sequence[str]) -> str:
+    buf = io.StringIO()
+    writer = csv.DictWriter(buf, fieldnames=list(columns), extrasaction="ignore")
+    writer.writeheader()
+    for row in rows:
+        writer.writerow({k: safe_cell(";".join(v) if isinstance(v, list) else v) for k, v in row.items()})
+    return buf.getvalue()
+
+
+# --- db ---------------------------------------------------------------------------------------
+
+
+@db_app.command("upgrade")
+def db_upgrade(revision: str = "head") -> None:
+    """Apply the Alembic migrations to ZHIDU_DATABASE_URL."""
+    from service.db.migrate import upgrade
+
+    s = settings()
+    upgrade(s.database_url, revision)
+    out.print(f"database at {s.database_url} upgraded to {revision}")
+
+
+# --- policies ---------------------------------------------------------------------------------
+
+
+@policies_app.command("list")
+def policies_list(manual: Annotated[str | None, typer.Option(help="Only this manual, e.g. m001.")] = None, lang: LangOption = Lang.zh) -> None:
+    """The manuals and their clauses."""
+    lib = library()
+    for m in lib.manuals.values():
+        if manual and m.id != manual:
+            continue
+        applied = "" if m.id in lib.company.manuals else (" (不适用)" if lang == "zh" else " (not applied)")
+        table = Table(title=f"{m.id} {m.title.get(lang)}{applied}", show_lines=False)
+        for col in ("id", "title", "category", "owner", "checkable"):
+            table.add_column(col)
+        for c in (*m.principles, *m.clauses):
+            table.add_row(c.id, c.title.get(lang), c.category, c.owner.get(lang), "✓" if c.checkable else "")
+        out.print(table)
+
+
+@policies_app.command("show")
+def policies_show(clause: str, lang: LangOption = Lang.zh) -> None:
+    """One clause: its text in both languages and the rules that enforce it."""
+    lib = library()
+    c = lib.clauses.get(clause)
+    if c is None:
+        err.print(f"no clause {clause!r} / 条款 {clause!r} 不存在")
+        raise typer.Exit(2)
+    enforcing = [r for r in lib.all_rules if clause in r.clauses]
+    out.print(f"[bold]{c.id}[/bold]  {c.title.zh} / {c.title.en}")
+    out.print(f"{c.section.zh} / {c.section.en}")
+    out.print(f"zh: {c.text.zh}\nen: {c.text.en}")
+    out.print(f"category: {c.category}   owner: {c.owner.get(lang)}   checkable: {c.checkable}")
+    if c.why_not_checkable:
+        out.print(f"not checkable: {c.why_not_checkable.get(lang)}")
+    for r in enforcing:
+        out.print(f"  enforced by {r.id} ({r.severity}): {r.title.get(lang)}")
+    params = [p for p in lib.parameters.values() if clause in p.clauses]
+    for p in params:
+        out.print(f"  parameter {p.id} = {p.value} (default {p.default})")
+
+
+@policies_app.command("validate")
+def policies_validate(params: Annotated[Path | None, typer.Option("--params", help="Parameter overrides file.")] = None) -> None:
+    """Load and validate the whole library; every problem is listed (exit 2)."""
+    lib = library(params)
+    out.print(f"policy library {lib.version}: {len(lib.manuals)} manuals, {len(lib.clauses)} clauses, "
+              f"{len(lib.parameters)} parameters, {len(lib.rules)} rules in force")
+
+
+@policies_app.command("coverage")
+def policies_coverage(
+    lang: LangOption = Lang.zh,
+    fmt: Annotated[OutputFormat, typer.Option("--format")] = OutputFormat.table,
+) -> None:
+    """Per manual: which clauses are enforced by which rules, which are not machine-checkable."""
+    lib = library()
+    rows: list[dict[str, Any]] = []
+    for m in lib.manuals.values():
+        for c in (*m.principles, *m.clauses):
+            rule_ids = [r.id for r in lib.rules if c.id in r.clauses]
+            status = "enforced" if rule_ids else ("gap" if c.checkable else "not_checkable")
+            rows.append({"manual": m.id, "clause": c.id, "title": c.title.get(lang), "status": status,
+                         "rules": rule_ids, "why_not": c.why_not_checkable.get(lang) if c.why_not_checkable else ""})
+    if fmt == OutputFormat.json:
+        out.print_json(json.dumps(rows, ensure_ascii=False))
+        return
+    if fmt == OutputFormat.csv:
+        sys.stdout.write(write_csv(rows, ["manual", "clause", "title", "status", "rules", "why_not"]))
+        return
+    summary = Table(title="coverage / 覆盖情况")
+    for col in ("manual", "clauses", "enforced", "checkable, no rule yet", "not machine-checkable"):
+        summary.add_column(col)
+    for m in lib.manuals.values():
+        mine = [r for r in rows if r["manual"] == m.id]
+        counts = Counter(r["status"] for r in mine)
+        summary.add_row(m.id, str(len(mine)), str(counts["enforced"]), str(counts["gap"]), str(counts["not_checkable"]))
+    detail = Table(title="enforced clauses / 已执行条款")
+    for col in ("clause", "title", "rules"):
+        detail.add_column(col)
+    for r in rows:
+        if r["status"] == "enforced":
+            detail.add_row(r["clause"], r["title"], ", ".join(r["rules"]))
+    out.print(detail)
+    out.print(summary)
+
+
+# --- rules ------------------------------------------------------------------------------------
+
+
+@rules_app.command("list")
+def rules_list(lang: LangOption = Lang.zh) -> None:
+    """Every rule in force."""
+    lib = library()
+    table = Table(title=f"rules / 规则 ({lib.version})")
+    for col in ("id", "record type", "severity", "clauses", "title"):
+        table.add_column(col)
+    for r in lib.rules:
+        table.add_row(r.id, r.record_type, r.severity, ", ".join(r.clauses), r.title.get(lang))
+    out.print(table)
+
+
+@rules_app.command("test")
+def rules_test(engine: Annotated[list[EngineName] | None, typer.Option(help="Engines to run (default: both).")] = None) -> None:
+    """Run every rule's examples on both engines; exit 1 if any misbehaves."""
+    from functools import partial
+
+    from rules.engine.batch import evaluate_rule
+    from rules.examples import run_examples
+
+    lib = library()
+    tz = lib.company.tz
+    engines: dict[str, Callable[..., Any]] = {}
+    chosen = engine or [EngineName.batch, EngineName.stream]
+    if EngineName.batch in chosen:
+        engines["batch"] = lambda rule, encoded, as_of_ms: evaluate_rule(rule.compiled, encoded, as_of_ms=as_of_ms, tz=tz)
+    if EngineName.stream in chosen:
+        engines["stream"] = partial(_stream_run, tz=tz)
+    with input_errors():
+        outcomes = run_examples(lib.rules, lib.model, tz, engines)
+    failed = [o for o in outcomes if not o.ok]
+    for o in failed:
+        err.print(f"FAIL {o.rule} [{o.engine}] {o.expect} example at line {o.line}: {o.detail}")
+    out.print(f"{len(outcomes) - len(failed)} passed, {len(failed)} failed "
+              f"({len(lib.rules)} rules, engines: {', '.join(engines)})")
+    if failed:
+        raise typer.Exit(1)
+
+
+def _stream_run(rule: Any, encoded: dict[str, pd.DataFrame], as_of_ms: int, *, tz: Any) -> Any:
+    from rules.engine.related import FrameSource
+    from rules.engine.stream import StreamEngine
+
+    engine = StreamEngine([rule.compiled], tz=tz)
+    return engine.evaluate(rule.record_type, encoded[rule.record_type], FrameSource(encoded), as_of_ms=as_of_ms)
+
+
+# --- data -------------------------------------------------------------------------------------
+
+
+@app.command("generate")
+def generate_cmd(
+    out_dir: Annotated[Path, typer.Option("--out", help="Directory to write the company's files to.")],
+    records: Annotated[int, typer.Option(help="About how many records in all.")] = 20_000,
+    seed: Annotated[int, typer.Option(help="Same seed, same company.")] = 1,
+    violation_rate: Annotated[float, typer.Option(help="Share of records with an injected violation.")] = 0.05,
+    file_format: Annotated[str, typer.Option("--format", help="csv or parquet.")] = "csv",
+) -> None:
+    """Write a synthetic company with injected violations and their ground truth."""
+    from service.synthetic import generate
+
+    manifest = generate(out_dir, records=records, seed=seed, violation_rate=violation_rate, fmt=file_format)
+    out.print(f"wrote {sum(manifest.written.values())} records to {out_dir} (ground truth: {out_dir / 'ground_truth.csv'})")
+
+
+def read_dir(data_dir: Path) -> Any:
+    from rules.readers import read_data_dir
+
+    lib = library()
+    with input_errors():
+        return lib, read_data_dir(data_dir, lib.model, lib.company.tz)
+
+
+@app.command("load")
+def load_cmd(
+    data_dir: Path,
+    submitted_by: Annotated[str, typer.Option(help="Who submits the files.")] = "cli",
+) -> None:
+    """Validate a data directory and store its records (all or nothing) in the database."""
+    summary = load_directory(data_dir, submitted_by=submitted_by)
+    print_load_summary(summary)
+
+
+def load_directory(data_dir: Path, *, submitted_by: str) -> Any:
+    from rules.validate import content_hash, to_payloads
+    from service.db.base import engine_for, session_factory
+    from service.db.migrate import upgrade
+    from service.records.flows import load_dataset
+
+    lib, dataset = read_dir(data_dir)
+    s = settings()
+    upgrade(s.database_url)
+    records = {}
+    for rtype, frame in dataset.frames.items():
+        payloads = to_payloads(lib.model[rtype], frame, lib.company.tz)
+        records[rtype] = [(p, content_hash(p)) for p in payloads]
+    engine = engine_for(s.database_url)
+    try:
+        return load_dataset(session_factory(engine), records=records, submitted_by=submitted_by, source=str(data_dir))
+    finally:
+        engine.dispose()
+
+
+def print_load_summary(summary: Any) -> None:
+    table = Table(title=f"loaded / 已入库 ({summary.source})")
+    for col in ("record type", "stored", "versioned", "unchanged", "rejected"):
+        table.add_column(col)
+    for t in summary.types:
+        table.add_row(t.record_type, str(t.stored), str(t.versioned), str(t.unchanged), str(t.rejected))
+    out.print(table)
+
+
+@app.command("evaluate")
+def evaluate_cmd(
+    data_dir: Path,
+    as_of: Annotated[str | None, typer.Option("--as-of", help="Judge as of this ISO timestamp (default: now).")] = None,
+    params: Annotated[Path | None, typer.Option("--params", help="Parameter overrides (YAML: id: value).")] = None,
+    engine: Annotated[EngineName, typer.Option(help="batch (vectorised) or stream (durable-rules).")] = EngineName.batch,
+    fmt: Annotated[OutputFormat, typer.Option("--format")] = OutputFormat.table,
+    lang: LangOption = Lang.zh,
+) -> None:
+    """Evaluate every rule in force over a data directory and print the violations."""
+    findings = evaluate_directory(data_dir, as_of=as_of, params=params, engine=engine.value)
+    if fmt == OutputFormat.json:
+        sys.stdout.write(json.dumps([f.as_dict() for f in findings], ensure_ascii=False, indent=1) + "\n")
+    elif fmt == OutputFormat.csv:
+        cols = ["rule", "record_type", "record_id", "dept", "severity", "clauses", "responsible", "message_zh", "message_en"]
+        sys.stdout.write(write_csv([f.as_dict() for f in findings], cols))
+    else:
+        table = Table(title=f"violations / 违规 ({len(findings)})")
+        for col in ("rule", "record", "dept", "severity", "responsible", "message"):
+            table.add_column(col)
+        for f in findings:
+            table.add_row(f.rule, f"{f.record_type}:{f.record_id}", f.dept or "", f.severity, f.responsible or "",
+                          f.message_zh if lang == Lang.zh else f.message_en)
+        out.print(table)
+
+
+def parse_as_of(value: str | None, tz: Any) -> pd.Timestamp:
+    if value is None:
+        return pd.Timestamp.now(tz="UTC")
+    try:
+        ts = pd.Timestamp(value)
+    except ValueError as exc:
+        err.print(f"--as-of {value!r} is not an ISO 8601 timestamp / 不是 ISO 8601 时间")
+        raise typer.Exit(2) from exc
+    return ts.tz_localize(tz) if ts.tzinfo is None else ts
+
+
+def evaluate_directory(data_dir: Path, *, as_of: str | None, params: Path | None, engine: str) -> Any:
+    from rich.progress import Progress
+
+    from rules.readers import read_data_dir
+    from service.evaluation.service import evaluate_frames
+
+    lib = library(params)
+    with input_errors():
+        dataset = read_data_dir(data_dir, lib.model, lib.company.tz)
+    when = parse_as_of(as_of, lib.company.tz)
+    with Progress(console=err, transient=True) as bar:
+        task = bar.add_task("evaluating / 评估中", total=len(lib.rules))
+        findings = evaluate_frames(
+            lib, dataset.frames, as_of=when, engine=engine,  # type: ignore[arg-type]
+            progress=lambda rule_id: bar.update(task, advance=1, description=f"{rule_id}"),
+        )
+    return findings
+
+
+# --- demo -------------------------------------------------------------------------------------
+
+
+@app.command("demo")
+def demo(
+    directory: Annotated[Path, typer.Option("--dir", help="Where the demo company is written.")] = Path("out/demo"),
+    records: Annotated[int, typer.Option(help="About how many records.")] = 20_000,
+    seed: int = 7,
+) -> None:
+    """Generate a company, load it through validation into the database, evaluate it, summarise."""
+    from service.db.base import engine_for, session_factory
+    from service.records.flows import record_counts
+    from service.synthetic import generate
+
+    data = directory / "data"
+    manifest = generate(data, records=records, seed=seed)
+    out.print(f"1. generated {sum(manifest.written.values())} records in {data}")
+    summary = load_directory(data, submitted_by="demo")
+    out.print(f"2. loaded into {settings().database_url}")
+    print_load_summary(summary)
+    engine = engine_for(settings().database_url)
+    try:
+        _print_counts(record_counts(session_factory(engine)))
+    finally:
+        engine.dispose()
+    findings = evaluate_directory(data, as_of=manifest.as_of, params=None, engine="batch")
+    out.print(f"3. evaluated as of {manifest.as_of}: {len(findings)} violations")
+    _print_violation_summary(findings)
+
+
+def _print_counts(counts: list[tuple[str | None, str, int]]) -> None:
+    frame = pd.DataFrame(counts, columns=["dept", "record_type", "n"]).fillna({"dept": "-"})
+    pivot = frame.pivot_table(index="dept", columns="record_type", values="n", aggfunc="sum", fill_value=0)
+    table = Table(title="records by department and type / 各部门各类记录数")
+    table.add_column("dept")
+    for c in pivot.columns:
+        table.add_column(str(c))
+    for dept, row in pivot.iterrows():
+        table.add_row(str(dept), *[str(int(v)) for v in row])
+    out.print(table)
+
+
+def _print_violation_summary(findings: Sequence[Any]) -> None:
+    if not findings:
+        return
+    frame = pd.DataFrame([{"dept": f.dept or "-", "rule": f.rule} for f in findings])
+    pivot = frame.pivot_table(index="dept", columns="rule", aggfunc="size", fill_value=0)
+    table = Table(title="violations by department and rule / 各部门各规则违规数")
+    table.add_column("dept")
+    for c in pivot.columns:
+        table.add_column(str(c))
+    for dept, row in pivot.iterrows():
+        table.add_row(str(dept), *[str(int(v)) for v in row])
+    out.print(table)
+
+
+if __name__ == "__main__":
+    app()
