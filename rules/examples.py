@@ -64,7 +64,18 @@ def example_frames(rule: Rule, example: Example, model: RecordModel, tz: ZoneInf
     rows: dict[str, list[dict[str, Any]]] = {rule.record_type: []}
     for rtype, records in example.related.items():
         if rtype not in model:
-            raise InputError(rule.file, [Problem(rule.file, f"example related type {rtype!r} is unknown", f"示例中的关联类型 {rtype!r} 不存在", line=example.line, policy=rule.id)])
+            raise InputError(
+                rule.file,
+                [
+                    Problem(
+                        rule.file,
+                        f"example related type {rtype!r} is unknown",
+                        f"示例中的关联类型 {rtype!r} 不存在",
+                        line=example.line,
+                        policy=rule.id,
+                    )
+                ],
+            )
         rows.setdefault(rtype, []).extend(records)
     rows[rule.record_type] = [example.record, *rows[rule.record_type]]
     typed: dict[str, pd.DataFrame] = {}
@@ -103,10 +114,14 @@ def run_examples(
                 if example.expect == "pass":
                     ok, detail = not verdicts, "flagged although it should pass" if verdicts else "passed"
                 else:
-                    ok = bool(verdicts) and (example.severity is None or verdicts[0].severity == example.severity)
+                    ok = bool(verdicts) and (
+                        example.severity is None or verdicts[0].severity == example.severity
+                    )
                     detail = (
-                        "not flagged although it should fail" if not verdicts
-                        else f"flagged at {verdicts[0].severity}" + ("" if ok else f", expected {example.severity}")
+                        "not flagged although it should fail"
+                        if not verdicts
+                        else f"flagged at {verdicts[0].severity}"
+                        + ("" if ok else f", expected {example.severity}")
                     )
                 outcomes.append(ExampleOutcome(rule.id, engine, example.expect, example.line, ok, detail))
     return outcomes

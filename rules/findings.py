@@ -104,16 +104,23 @@ def describe(
         if aggregates:
             enc = encoded[rule.record_type]
             enc_rows = enc[enc["id"].astype(str).isin(ids)]
-            full = derive_columns(record_frame(enc_rows), aggregates, as_of_ms=as_of_ms, tz=tz, related=encoded)
+            full = derive_columns(
+                record_frame(enc_rows), aggregates, as_of_ms=as_of_ms, tz=tz, related=encoded
+            )
             for agg in aggregates:
                 name = agg.name.removeprefix("agg_").removesuffix("__")
-                derived[name] = dict(zip(full[f"{RECORD}.id"].astype(str), full[f"{RECORD}.{agg.name}"], strict=True))
+                derived[name] = dict(
+                    zip(full[f"{RECORD}.id"].astype(str), full[f"{RECORD}.{agg.name}"], strict=True)
+                )
         records = {str(r["id"]): r for r in rows.to_dict("records")}
         for v in items:
             record = records[v.record_id]
             texts: dict[str, str] = {}
             for lang in ("zh", "en"):
-                values = {name: format_value(record.get(name), spec.type, tz, lang) for name, spec in rt.fields.items()}
+                values = {
+                    name: format_value(record.get(name), spec.type, tz, lang)
+                    for name, spec in rt.fields.items()
+                }
                 values.update(param_text)
                 values[AS_OF] = values["as_of"] = as_of_text
                 for name, per_id in derived.items():
@@ -123,10 +130,14 @@ def describe(
             dept = record.get("dept") if "dept" in rt.fields else None
             responsible = record.get(rule.responsible)
             made[v.key] = Finding(
-                rule=v.rule, record_type=v.record_type, record_id=v.record_id,
+                rule=v.rule,
+                record_type=v.record_type,
+                record_id=v.record_id,
                 dept=None if dept is None or pd.isna(dept) else str(dept),
-                severity=v.severity, clauses=list(rule.clauses),
+                severity=v.severity,
+                clauses=list(rule.clauses),
                 responsible=None if responsible is None or pd.isna(responsible) else str(responsible),
-                message_zh=texts["zh"], message_en=texts["en"],
+                message_zh=texts["zh"],
+                message_en=texts["en"],
             )
     return [made[v.key] for v in ordered]

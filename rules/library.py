@@ -126,11 +126,30 @@ def load_library(
             if isinstance(doc.data, dict) and isinstance(doc.data.get("overrides", doc.data), dict):
                 overrides.update(_apply_overrides(doc, doc.data.get("overrides", doc.data), params, problems))
             else:
-                problems.add(doc.name, "a parameters file is a mapping of parameter id to value", "参数文件须为“参数编号: 值”的映射", line=1)
-    params = {k: (Parameter(p.id, p.type, overrides[k], p.default, p.unit, p.label, p.clauses) if k in overrides else p) for k, p in params.items()}
+                problems.add(
+                    doc.name,
+                    "a parameters file is a mapping of parameter id to value",
+                    "参数文件须为“参数编号: 值”的映射",
+                    line=1,
+                )
+    params = {
+        k: (
+            Parameter(p.id, p.type, overrides[k], p.default, p.unit, p.label, p.clauses)
+            if k in overrides
+            else p
+        )
+        for k, p in params.items()
+    }
     penalties = _load_penalties(root / "penalties.yaml", problems)
     rule_files = sorted((root / "rules").glob("*.yaml"))
-    rules = load_rule_files(rule_files, model=model, params=params, clause_ids=set(clauses), problems=problems, stream_check=stream_check)
+    rules = load_rule_files(
+        rule_files,
+        model=model,
+        params=params,
+        clause_ids=set(clauses),
+        problems=problems,
+        stream_check=stream_check,
+    )
     problems.raise_if_any("the policy library has problems / 制度库存在问题")
 
     digest = hashlib.sha256()
@@ -140,19 +159,42 @@ def load_library(
     digest.update(company_path.read_bytes())
     digest.update(json.dumps({k: str(p.value) for k, p in sorted(params.items())}).encode())
     return Library(
-        root=root, model=model, manuals=manuals, clauses=clauses, parameters=params, penalties=penalties,
-        company=company, all_rules=tuple(rules), version=digest.hexdigest()[:16], overrides=overrides,
+        root=root,
+        model=model,
+        manuals=manuals,
+        clauses=clauses,
+        parameters=params,
+        penalties=penalties,
+        company=company,
+        all_rules=tuple(rules),
+        version=digest.hexdigest()[:16],
+        overrides=overrides,
     )
 
 
 # --- manuals -------------------------------------------------------------------------------------
 
 
-def _text(doc: YamlDoc, node: Any, key: str, problems: Problems, where: str, policy: str | None = None) -> Text:
+def _text(
+    doc: YamlDoc, node: Any, key: str, problems: Problems, where: str, policy: str | None = None
+) -> Text:
     value = node.get(key) if isinstance(node, dict) else None
-    if isinstance(value, dict) and isinstance(value.get("zh"), str) and isinstance(value.get("en"), str) and value["zh"].strip() and value["en"].strip():
+    if (
+        isinstance(value, dict)
+        and isinstance(value.get("zh"), str)
+        and isinstance(value.get("en"), str)
+        and value["zh"].strip()
+        and value["en"].strip()
+    ):
         return Text(value["zh"].strip(), value["en"].strip())
-    problems.add(doc.name, f"{where}.{key} must be {{zh: ..., en: ...}} with both texts", f"{where}.{key} 须同时提供中英文", line=line_of(node, key if isinstance(node, dict) and key in node else None), key=f"{where}.{key}", policy=policy)
+    problems.add(
+        doc.name,
+        f"{where}.{key} must be {{zh: ..., en: ...}} with both texts",
+        f"{where}.{key} 须同时提供中英文",
+        line=line_of(node, key if isinstance(node, dict) and key in node else None),
+        key=f"{where}.{key}",
+        policy=policy,
+    )
     return Text("?", "?")
 
 
@@ -165,61 +207,134 @@ def _load_manuals(folder: Path, problems: Problems) -> dict[str, Manual]:
             continue
         data = doc.data
         if not isinstance(data, dict) or not isinstance(data.get("manual"), dict):
-            problems.add(doc.name, "a manual file needs a `manual` mapping", "制度文件需要 manual 映射", line=1)
+            problems.add(
+                doc.name, "a manual file needs a `manual` mapping", "制度文件需要 manual 映射", line=1
+            )
             continue
         head = data["manual"]
         mid = str(head.get("id", ""))
         if mid != path.stem:
-            problems.add(doc.name, f"manual.id {mid!r} must match the file name {path.stem!r}", f"manual.id {mid!r} 须与文件名 {path.stem!r} 一致", line=line_of(head, "id"), key="manual.id")
+            problems.add(
+                doc.name,
+                f"manual.id {mid!r} must match the file name {path.stem!r}",
+                f"manual.id {mid!r} 须与文件名 {path.stem!r} 一致",
+                line=line_of(head, "id"),
+                key="manual.id",
+            )
         title = _text(doc, head, "title", problems, "manual")
         lists: dict[str, list[Clause]] = {"principles": [], "clauses": []}
         for section in ("principles", "clauses"):
             items = data.get(section) or []
             if not isinstance(items, list):
-                problems.add(doc.name, f"{section} must be a list", f"{section} 须为列表", line=line_of(data, section), key=section)
+                problems.add(
+                    doc.name,
+                    f"{section} must be a list",
+                    f"{section} 须为列表",
+                    line=line_of(data, section),
+                    key=section,
+                )
                 continue
             for i, item in enumerate(items):
                 clause = _load_clause(doc, mid, section, i, item, items, problems)
                 if clause is None:
                     continue
                 if clause.id in seen:
-                    problems.add(doc.name, f"clause id {clause.id} already used in {seen[clause.id]}", f"条款编号 {clause.id} 已在 {seen[clause.id]} 使用", line=line_of(items, i), policy=clause.id)
+                    problems.add(
+                        doc.name,
+                        f"clause id {clause.id} already used in {seen[clause.id]}",
+                        f"条款编号 {clause.id} 已在 {seen[clause.id]} 使用",
+                        line=line_of(items, i),
+                        policy=clause.id,
+                    )
                     continue
                 seen[clause.id] = doc.name
                 lists[section].append(clause)
         penalty_clauses: list[tuple[str, tuple[str, ...]]] = []
         for i, p in enumerate(data.get("penalties") or []):
             kinds = p.get("kinds") if isinstance(p, dict) else None
-            if not isinstance(p, dict) or p.get("clause") not in seen or not isinstance(kinds, list) or set(kinds) - set(PENALTY_KINDS):
-                problems.add(doc.name, f"penalties[{i}] needs an existing clause and kinds from {list(PENALTY_KINDS)}", f"penalties[{i}] 需要已存在的条款及 {list(PENALTY_KINDS)} 中的处罚种类", line=line_of(data["penalties"], i), key=f"penalties[{i}]")
+            if (
+                not isinstance(p, dict)
+                or p.get("clause") not in seen
+                or not isinstance(kinds, list)
+                or set(kinds) - set(PENALTY_KINDS)
+            ):
+                problems.add(
+                    doc.name,
+                    f"penalties[{i}] needs an existing clause and kinds from {list(PENALTY_KINDS)}",
+                    f"penalties[{i}] 需要已存在的条款及 {list(PENALTY_KINDS)} 中的处罚种类",
+                    line=line_of(data["penalties"], i),
+                    key=f"penalties[{i}]",
+                )
                 continue
             penalty_clauses.append((str(p["clause"]), tuple(kinds)))
-        manuals[mid] = Manual(mid, str(head.get("source", "")), title, bool(head.get("truncated", False)), tuple(lists["principles"]), tuple(lists["clauses"]), tuple(penalty_clauses))
+        manuals[mid] = Manual(
+            mid,
+            str(head.get("source", "")),
+            title,
+            bool(head.get("truncated", False)),
+            tuple(lists["principles"]),
+            tuple(lists["clauses"]),
+            tuple(penalty_clauses),
+        )
     if not manuals:
-        problems.add(str(folder), "no manual files (manuals/mNNN.yaml) found", "未找到制度文件（manuals/mNNN.yaml）")
+        problems.add(
+            str(folder), "no manual files (manuals/mNNN.yaml) found", "未找到制度文件（manuals/mNNN.yaml）"
+        )
     return manuals
 
 
-def _load_clause(doc: YamlDoc, mid: str, section: str, i: int, item: Any, items: list[Any], problems: Problems) -> Clause | None:
+def _load_clause(
+    doc: YamlDoc, mid: str, section: str, i: int, item: Any, items: list[Any], problems: Problems
+) -> Clause | None:
     where = f"{section}[{i}]"
     if not isinstance(item, dict) or not isinstance(item.get("id"), str):
         problems.add(doc.name, f"{where} needs an id", f"{where} 需要 id", line=line_of(items, i), key=where)
         return None
     cid = item["id"]
     if not cid.startswith(mid + "."):
-        problems.add(doc.name, f"clause id {cid} must start with {mid}.", f"条款编号 {cid} 须以 {mid}. 开头", line=line_of(item, "id"), policy=cid)
+        problems.add(
+            doc.name,
+            f"clause id {cid} must start with {mid}.",
+            f"条款编号 {cid} 须以 {mid}. 开头",
+            line=line_of(item, "id"),
+            policy=cid,
+        )
     title = _text(doc, item, "title", problems, where, cid)
     text = _text(doc, item, "text", problems, where, cid)
     if section == "principles":
-        return Clause(cid, mid, Text("基本原则", "Principles"), title, text, "management", Text("全体", "All"), False, Text("原则性要求", "A principle"))
+        return Clause(
+            cid,
+            mid,
+            Text("基本原则", "Principles"),
+            title,
+            text,
+            "management",
+            Text("全体", "All"),
+            False,
+            Text("原则性要求", "A principle"),
+        )
     section_text = _text(doc, item, "section", problems, where, cid)
     owner = _text(doc, item, "owner", problems, where, cid)
     category = item.get("category")
     if category not in CATEGORIES:
-        problems.add(doc.name, f"category must be one of {list(CATEGORIES)}", f"category 须为 {list(CATEGORIES)} 之一", line=line_of(item, "category"), policy=cid, key="category")
+        problems.add(
+            doc.name,
+            f"category must be one of {list(CATEGORIES)}",
+            f"category 须为 {list(CATEGORIES)} 之一",
+            line=line_of(item, "category"),
+            policy=cid,
+            key="category",
+        )
     checkable = item.get("checkable")
     if not isinstance(checkable, bool):
-        problems.add(doc.name, "checkable must be true or false", "checkable 须为 true 或 false", line=line_of(item, "id"), policy=cid, key="checkable")
+        problems.add(
+            doc.name,
+            "checkable must be true or false",
+            "checkable 须为 true 或 false",
+            line=line_of(item, "id"),
+            policy=cid,
+            key="checkable",
+        )
     why = None
     if checkable is False:
         why = _text(doc, item, "why_not_checkable", problems, where, cid)
@@ -268,61 +383,124 @@ def _load_parameters(path: Path, clauses: dict[str, Clause], problems: Problems)
         return {}
     data = doc.data.get("parameters") if isinstance(doc.data, dict) else None
     if not isinstance(data, dict):
-        problems.add(doc.name, "top level must be a mapping with `parameters`", "顶层须为含 parameters 的映射", line=1)
+        problems.add(
+            doc.name, "top level must be a mapping with `parameters`", "顶层须为含 parameters 的映射", line=1
+        )
         return {}
     out: dict[str, Parameter] = {}
     for pid, spec in data.items():
         where = f"parameters.{pid}"
         if not isinstance(spec, dict) or spec.get("type") not in PARAM_TYPES:
-            problems.add(doc.name, f"{where}.type must be one of {list(PARAM_TYPES)}", f"{where}.type 须为 {list(PARAM_TYPES)} 之一", line=line_of(data, pid), key=where, policy=str(pid))
+            problems.add(
+                doc.name,
+                f"{where}.type must be one of {list(PARAM_TYPES)}",
+                f"{where}.type 须为 {list(PARAM_TYPES)} 之一",
+                line=line_of(data, pid),
+                key=where,
+                policy=str(pid),
+            )
             continue
         try:
             default = coerce_param(spec["type"], spec.get("default"))
         except ValueError as exc:
-            problems.add(doc.name, f"{where}.default: {exc}", f"{where}.default：取值无效（{exc}）", line=line_of(spec, "default"), key=where, policy=str(pid))
+            problems.add(
+                doc.name,
+                f"{where}.default: {exc}",
+                f"{where}.default：取值无效（{exc}）",
+                line=line_of(spec, "default"),
+                key=where,
+                policy=str(pid),
+            )
             continue
         label = _text(doc, spec, "label", problems, where, str(pid))
         cited = spec.get("clauses") or []
         for c in cited:
             if c not in clauses:
-                problems.add(doc.name, f"{where}: clause {c} does not exist", f"{where}：条款 {c} 不存在", line=line_of(spec, "clauses"), key=where, policy=str(pid))
+                problems.add(
+                    doc.name,
+                    f"{where}: clause {c} does not exist",
+                    f"{where}：条款 {c} 不存在",
+                    line=line_of(spec, "clauses"),
+                    key=where,
+                    policy=str(pid),
+                )
         unit = plain(spec.get("unit") or {"zh": "", "en": ""})
-        out[str(pid)] = Parameter(str(pid), spec["type"], default, default, unit, label.as_dict(), tuple(cited))
+        out[str(pid)] = Parameter(
+            str(pid), spec["type"], default, default, unit, label.as_dict(), tuple(cited)
+        )
     return out
 
 
-def _apply_overrides(doc: YamlDoc, node: Any, params: dict[str, Parameter], problems: Problems) -> dict[str, Any]:
+def _apply_overrides(
+    doc: YamlDoc, node: Any, params: dict[str, Parameter], problems: Problems
+) -> dict[str, Any]:
     out: dict[str, Any] = {}
     for pid, value in node.items():
         if pid not in params:
-            problems.add(doc.name, f"override of unknown parameter {pid!r}", f"覆盖了不存在的参数 {pid!r}", line=line_of(node, pid), key=str(pid), policy=str(pid))
+            problems.add(
+                doc.name,
+                f"override of unknown parameter {pid!r}",
+                f"覆盖了不存在的参数 {pid!r}",
+                line=line_of(node, pid),
+                key=str(pid),
+                policy=str(pid),
+            )
             continue
         try:
             out[str(pid)] = coerce_param(params[pid].type, value)
         except ValueError as exc:
-            problems.add(doc.name, f"override {pid}={value!r}: {exc} (type {params[pid].type})", f"参数覆盖 {pid}={value!r} 无效：类型应为 {params[pid].type}", line=line_of(node, pid), key=str(pid), policy=str(pid))
+            problems.add(
+                doc.name,
+                f"override {pid}={value!r}: {exc} (type {params[pid].type})",
+                f"参数覆盖 {pid}={value!r} 无效：类型应为 {params[pid].type}",
+                line=line_of(node, pid),
+                key=str(pid),
+                policy=str(pid),
+            )
     return out
 
 
-def _load_company(path: Path, manuals: dict[str, Manual], params: dict[str, Parameter], problems: Problems, tz: str) -> tuple[Company, dict[str, Any]]:
+def _load_company(
+    path: Path, manuals: dict[str, Manual], params: dict[str, Parameter], problems: Problems, tz: str
+) -> tuple[Company, dict[str, Any]]:
     fallback = Company(Text("?", "?"), tz, tuple(manuals))
     doc = load_yaml(path, problems)
     if doc is None:
         return fallback, {}
     data = doc.data.get("company") if isinstance(doc.data, dict) else None
     if not isinstance(data, dict):
-        problems.add(doc.name, "top level must be a mapping with `company`", "顶层须为含 company 的映射", line=1)
+        problems.add(
+            doc.name, "top level must be a mapping with `company`", "顶层须为含 company 的映射", line=1
+        )
         return fallback, {}
     name = _text(doc, data, "name", problems, "company")
     if "timezone" in data:
-        problems.add(doc.name, "the time zone is a setting (ZHIDU_TIMEZONE), not part of company.yaml", "时区是系统设置（ZHIDU_TIMEZONE），不在 company.yaml 中配置", line=line_of(data, "timezone"), key="company.timezone")
+        problems.add(
+            doc.name,
+            "the time zone is a setting (ZHIDU_TIMEZONE), not part of company.yaml",
+            "时区是系统设置（ZHIDU_TIMEZONE），不在 company.yaml 中配置",
+            line=line_of(data, "timezone"),
+            key="company.timezone",
+        )
     selected = data.get("manuals", list(manuals))
     if not isinstance(selected, list) or not selected:
-        problems.add(doc.name, "company.manuals must list the manuals that apply", "company.manuals 须列出适用的制度", line=line_of(data, "manuals"), key="company.manuals")
+        problems.add(
+            doc.name,
+            "company.manuals must list the manuals that apply",
+            "company.manuals 须列出适用的制度",
+            line=line_of(data, "manuals"),
+            key="company.manuals",
+        )
         selected = list(manuals)
     for m in selected:
         if m not in manuals:
-            problems.add(doc.name, f"company.manuals: unknown manual {m!r}; known: {', '.join(manuals)}", f"company.manuals：未知制度 {m!r}", line=line_of(data, "manuals"), key="company.manuals")
+            problems.add(
+                doc.name,
+                f"company.manuals: unknown manual {m!r}; known: {', '.join(manuals)}",
+                f"company.manuals：未知制度 {m!r}",
+                line=line_of(data, "manuals"),
+                key="company.manuals",
+            )
     overrides = data.get("overrides") or {}
     applied = _apply_overrides(doc, overrides, params, problems) if isinstance(overrides, dict) else {}
     return Company(name, tz, tuple(str(m) for m in selected)), applied
@@ -335,32 +513,71 @@ def _load_penalties(path: Path, problems: Problems) -> PenaltyLadder:
         return empty
     data = doc.data
     if not isinstance(data, dict) or not isinstance(data.get("ladder"), dict):
-        problems.add(doc.name, "penalties.yaml needs `repeat_window_days` and a `ladder`", "penalties.yaml 需要 repeat_window_days 与 ladder", line=1)
+        problems.add(
+            doc.name,
+            "penalties.yaml needs `repeat_window_days` and a `ladder`",
+            "penalties.yaml 需要 repeat_window_days 与 ladder",
+            line=1,
+        )
         return empty
     window = data.get("repeat_window_days")
     if isinstance(window, bool) or not isinstance(window, int) or window <= 0:
-        problems.add(doc.name, "repeat_window_days must be a positive integer", "repeat_window_days 须为正整数", line=line_of(data, "repeat_window_days"), key="repeat_window_days")
+        problems.add(
+            doc.name,
+            "repeat_window_days must be a positive integer",
+            "repeat_window_days 须为正整数",
+            line=line_of(data, "repeat_window_days"),
+            key="repeat_window_days",
+        )
         window = 365
     steps: dict[str, tuple[PenaltyStep, ...]] = {}
     for severity in SEVERITIES:
         items = data["ladder"].get(severity)
         if not isinstance(items, list) or not items:
-            problems.add(doc.name, f"ladder.{severity} must list at least one step", f"ladder.{severity} 至少需要一级", line=line_of(data["ladder"], severity if severity in data["ladder"] else None), key=f"ladder.{severity}")
+            problems.add(
+                doc.name,
+                f"ladder.{severity} must list at least one step",
+                f"ladder.{severity} 至少需要一级",
+                line=line_of(data["ladder"], severity if severity in data["ladder"] else None),
+                key=f"ladder.{severity}",
+            )
             continue
         parsed: list[PenaltyStep] = []
         for i, step in enumerate(items):
             where = f"ladder.{severity}[{i}]"
             kind = step.get("kind") if isinstance(step, dict) else None
             if kind not in PENALTY_KINDS:
-                problems.add(doc.name, f"{where}.kind must be one of {list(PENALTY_KINDS)}", f"{where}.kind 须为 {list(PENALTY_KINDS)} 之一", line=line_of(items, i), key=where)
+                problems.add(
+                    doc.name,
+                    f"{where}.kind must be one of {list(PENALTY_KINDS)}",
+                    f"{where}.kind 须为 {list(PENALTY_KINDS)} 之一",
+                    line=line_of(items, i),
+                    key=where,
+                )
                 continue
             amount = step.get("amount")
             points = step.get("points")
-            if kind == "fine" and (isinstance(amount, bool) or not isinstance(amount, int | float) or amount <= 0):
-                problems.add(doc.name, f"{where}: a fine needs a positive amount (CNY)", f"{where}：罚款须有正数金额（元）", line=line_of(items, i), key=where)
+            if kind == "fine" and (
+                isinstance(amount, bool) or not isinstance(amount, int | float) or amount <= 0
+            ):
+                problems.add(
+                    doc.name,
+                    f"{where}: a fine needs a positive amount (CNY)",
+                    f"{where}：罚款须有正数金额（元）",
+                    line=line_of(items, i),
+                    key=where,
+                )
                 continue
-            if kind == "performance_points" and (isinstance(points, bool) or not isinstance(points, int) or points <= 0):
-                problems.add(doc.name, f"{where}: performance_points needs positive points", f"{where}：绩效扣分须有正整数分值", line=line_of(items, i), key=where)
+            if kind == "performance_points" and (
+                isinstance(points, bool) or not isinstance(points, int) or points <= 0
+            ):
+                problems.add(
+                    doc.name,
+                    f"{where}: performance_points needs positive points",
+                    f"{where}：绩效扣分须有正整数分值",
+                    line=line_of(items, i),
+                    key=where,
+                )
                 continue
             parsed.append(PenaltyStep(kind, Decimal(str(amount)) if amount is not None else None, points))
         steps[severity] = tuple(parsed)

@@ -74,8 +74,15 @@ def _read_csv(path: Path) -> pd.DataFrame:
     try:
         # header=None keeps duplicate header names as written (pandas would rename them "x.1"),
         # and makes a row longer than the header an error instead of silently shifting columns.
+        # Re-encoded as UTF-8 bytes: pandas' C parser reads bytes faster than a StringIO.
         table = pd.read_csv(
-            io.StringIO(text), sep=sep, header=None, dtype=str, keep_default_na=False, skip_blank_lines=True
+            io.BytesIO(text.encode("utf-8")),
+            encoding="utf-8",
+            sep=sep,
+            header=None,
+            dtype=str,
+            keep_default_na=False,
+            skip_blank_lines=True,
         )
     except pd.errors.EmptyDataError:
         raise _fail(path, "the file has no header row", "文件没有表头行") from None

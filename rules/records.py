@@ -95,11 +95,20 @@ class RecordModel:
         return list(self.types)
 
 
+def text_or_none(node: Any) -> Text | None:
+    """A `{zh: ..., en: ...}` pair with both texts non-empty, else None."""
+    if isinstance(node, dict) and isinstance(node.get("zh"), str) and isinstance(node.get("en"), str):
+        zh, en = node["zh"].strip(), node["en"].strip()
+        if zh and en:
+            return Text(zh, en)
+    return None
+
+
 def text_from(node: Any, doc: YamlDoc, problems: Problems, key_path: str, parent: Any, key: Any) -> Text:
     """Read a `{zh: ..., en: ...}` pair; both languages are mandatory for user-facing text."""
-    if isinstance(node, dict) and isinstance(node.get("zh"), str) and isinstance(node.get("en"), str):
-        if node["zh"].strip() and node["en"].strip():
-            return Text(node["zh"].strip(), node["en"].strip())
+    text = text_or_none(node)
+    if text is not None:
+        return text
     problems.add(
         doc.name,
         f"{key_path} must be a text in both languages: {{zh: ..., en: ...}}",
@@ -120,15 +129,32 @@ def load_record_model(path: Path, problems: Problems) -> RecordModel:
         return RecordModel({})
     root = doc.data
     if not isinstance(root, dict) or not isinstance(root.get("record_types"), dict):
-        problems.add(doc.name, "top level must be a mapping with `record_types`", "顶层必须是含 record_types 的映射", line=1)
+        problems.add(
+            doc.name,
+            "top level must be a mapping with `record_types`",
+            "顶层必须是含 record_types 的映射",
+            line=1,
+        )
         return RecordModel({})
     types: dict[str, RecordType] = {}
     for type_name, spec in root["record_types"].items():
         where = f"record_types.{type_name}"
         if not re.fullmatch(r"[a-z][a-z0-9_]*", str(type_name)):
-            problems.add(doc.name, f"record type name {type_name!r} must be snake_case", f"记录类型名 {type_name!r} 须为小写下划线形式", line=line_of(root["record_types"], type_name), key=where)
+            problems.add(
+                doc.name,
+                f"record type name {type_name!r} must be snake_case",
+                f"记录类型名 {type_name!r} 须为小写下划线形式",
+                line=line_of(root["record_types"], type_name),
+                key=where,
+            )
         if not isinstance(spec, dict) or not isinstance(spec.get("fields"), dict):
-            problems.add(doc.name, f"{where} needs `label` and `fields`", f"{where} 需要 label 与 fields", line=line_of(root["record_types"], type_name), key=where)
+            problems.add(
+                doc.name,
+                f"{where} needs `label` and `fields`",
+                f"{where} 需要 label 与 fields",
+                line=line_of(root["record_types"], type_name),
+                key=where,
+            )
             continue
         label = text_from(spec.get("label"), doc, problems, f"{where}.label", spec, "label")
         fields: dict[str, FieldSpec] = {}
@@ -136,20 +162,49 @@ def load_record_model(path: Path, problems: Problems) -> RecordModel:
             fwhere = f"{where}.fields.{fname}"
             fline = line_of(spec["fields"], fname)
             if not isinstance(fspec, dict):
-                problems.add(doc.name, f"{fwhere} must be a mapping", f"{fwhere} 必须是映射", line=fline, key=fwhere)
+                problems.add(
+                    doc.name, f"{fwhere} must be a mapping", f"{fwhere} 必须是映射", line=fline, key=fwhere
+                )
                 continue
             unknown = set(fspec) - _FIELD_KEYS
             if unknown:
-                problems.add(doc.name, f"{fwhere}: unknown keys {sorted(unknown)}", f"{fwhere}：未知键 {sorted(unknown)}", line=fline, key=fwhere)
+                problems.add(
+                    doc.name,
+                    f"{fwhere}: unknown keys {sorted(unknown)}",
+                    f"{fwhere}：未知键 {sorted(unknown)}",
+                    line=fline,
+                    key=fwhere,
+                )
             try:
-                ftype = FieldType(fspec.get("type"))
+                ftype = FieldType(str(fspec.get("type")))
             except ValueError:
-                problems.add(doc.name, f"{fwhere}.type must be one of {[t.value for t in FieldType]}", f"{fwhere}.type 必须是 {[t.value for t in FieldType]} 之一", line=fline, key=fwhere)
+                problems.add(
+                    doc.name,
+                    f"{fwhere}.type must be one of {[t.value for t in FieldType]}",
+                    f"{fwhere}.type 必须是 {[t.value for t in FieldType]} 之一",
+                    line=fline,
+                    key=fwhere,
+                )
                 continue
             values = fspec.get("values")
-            if values is not None and not (isinstance(values, list) and all(isinstance(v, str) for v in values)):
-                problems.add(doc.name, f"{fwhere}.values must be a list of strings", f"{fwhere}.values 必须是字符串列表", line=fline, key=fwhere)
+            if values is not None and not (
+                isinstance(values, list) and all(isinstance(v, str) for v in values)
+            ):
+                problems.add(
+                    doc.name,
+                    f"{fwhere}.values must be a list of strings",
+                    f"{fwhere}.values 必须是字符串列表",
+                    line=fline,
+                    key=fwhere,
+                )
                 values = None
+            pattern = fspec.get("pattern")
+            if pattern is not None:
+                try:
+                    re.compile(str(pattern))
+                except re.error as exc:
+                    problems.add(doc.name, f"{fwhere}.pattern is not a valid regular expression: {exc}", f"{fwhere}.pattern 不是有效的正则表达式：{exc}", line=fline, key=fwhere)
+                    pattern = None
             fields[str(fname)] = FieldSpec(
                 name=str(fname),
                 type=ftype,
@@ -158,9 +213,15 @@ def load_record_model(path: Path, problems: Problems) -> RecordModel:
                 values=tuple(values) if values else None,
                 min=fspec.get("min"),
                 max=fspec.get("max"),
-                pattern=fspec.get("pattern"),
+                pattern=pattern,
             )
         if "id" not in fields:
-            problems.add(doc.name, f"{where} must declare an `id` field", f"{where} 必须声明 id 字段", line=line_of(root["record_types"], type_name), key=where)
+            problems.add(
+                doc.name,
+                f"{where} must declare an `id` field",
+                f"{where} 必须声明 id 字段",
+                line=line_of(root["record_types"], type_name),
+                key=where,
+            )
         types[str(type_name)] = RecordType(str(type_name), label, fields)
     return RecordModel(types)

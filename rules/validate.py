@@ -636,28 +636,45 @@ def _decimal_texts(values: pd.Series[Any]) -> pd.Series[Any]:
     return texts.mask(cents.isna())
 
 
+def _offset_text(seconds: int) -> str:
+    sign, rest = ("-" if seconds < 0 else "+"), abs(seconds)
+    text = f"{sign}{rest // 3600:02d}:{rest // 60 % 60:02d}"
+    return f"{text}:{rest % 60:02d}" if rest % 60 else text  # LMT offsets before 1901 have seconds
+
+
+def _wall_clock(
+    values: pd.Series[Any], tz: ZoneInfo
+) -> tuple[npt.NDArray[np.int64], npt.NDArray[np.int64], Mask]:
+    """Wall-clock nanoseconds in `tz`, the UTC offset in seconds, and where values are missing."""
+    utc = pd.Series(values.array).astype(TS_DTYPE)
+    missing = utc.isna().to_numpy()
+    utc_ns = utc.dt.tz_localize(None).to_numpy(dtype="datetime64[ns]").view(np.int64)
+    wall_ns = utc.dt.tz_convert(tz).dt.tz_localize(None).to_numpy(dtype="datetime64[ns]").view(np.int64)
+    wall_ns = np.where(missing, 0, wall_ns)
+    offset_s = np.where(missing, 0, wall_ns - np.where(missing, 0, utc_ns)) // 10**9
+    return wall_ns, offset_s, missing
+
+
 def _timestamp_texts(values: pd.Series[Any], tz: ZoneInfo) -> pd.Series[Any]:
-    utc = pd.Series(values.array, index=values.index).astype(TS_DTYPE)
-    local = utc.dt.tz_convert(tz)
-    base = local.dt.strftime("%Y-%m-%dT%H:%M:%S")
-    ns = (local.dt.microsecond * 1000 + local.dt.nanosecond).fillna(0).astype("int64")
-    digits = ("." + ns.astype("str").str.pad(9, fillchar="0")).str.replace(r"0+$", "", regex=True)
-    frac: pd.Series[str] = digits.where(ns > 0, "")
-    offset_s = (
-        (local.dt.tz_localize(None) - utc.dt.tz_localize(None)).dt.total_seconds().fillna(0).astype("int64")
-    )
-    sign: pd.Series[str] = pd.Series(np.where(offset_s < 0, "-", "+"), index=values.index, dtype="str")
-    abs_s = offset_s.abs()
-    secs = (abs_s % 60).astype("str").str.pad(2, fillchar="0")
-    offset = (
-        sign
-        + (abs_s // 3600).astype("str").str.pad(2, fillchar="0")
-        + ":"
-        + (abs_s // 60 % 60).astype("str").str.pad(2, fillchar="0")
-        + (":" + secs).where(abs_s % 60 != 0, "")
-    )
+    # numpy's datetime_as_string and a per-offset lookup: strftime would be ten times slower.
+    wall_ns, offset_s, missing = _wall_clock(values, tz)
+    frac_ns = np.mod(wall_ns, 10**9)  # floor modulo: right for times before 1970 too
+    seconds = (wall_ns - frac_ns).view("datetime64[ns]").astype("datetime64[s]")
+    base = pd.Series(np.datetime_as_string(seconds, unit="s"), dtype="str")
+    frac = pd.Series("", index=base.index, dtype="str")
+    if (frac_ns > 0).any():
+        digits = pd.Series(frac_ns, dtype="int64").astype("str").str.pad(9, fillchar="0")
+        frac = ("." + digits.str.rstrip("0")).where(frac_ns > 0, "")
+    offsets = {int(o): _offset_text(int(o)) for o in np.unique(offset_s)}
+    offset = pd.Series(offset_s).map(offsets).astype("str")
     texts: pd.Series[str] = base + frac + offset
-    return texts.mask(utc.isna())
+    return texts.mask(missing)
+
+
+def _date_texts(values: pd.Series[Any], tz: ZoneInfo) -> pd.Series[Any]:
+    wall_ns, _, missing = _wall_clock(values, tz)
+    days = np.datetime_as_string(wall_ns.view("datetime64[ns]").astype("datetime64[D]"), unit="D")
+    return pd.Series(days, dtype="str").mask(missing)
 
 
 def _payload_column(spec: FieldSpec, values: pd.Series[Any], tz: ZoneInfo) -> list[Any]:
@@ -673,10 +690,9 @@ def _payload_column(spec: FieldSpec, values: pd.Series[Any], tz: ZoneInfo) -> li
         case FieldType.TIMESTAMP:
             column = _timestamp_texts(values, tz)
         case FieldType.DATE:
-            utc = pd.Series(values.array, index=values.index).astype(TS_DTYPE)
-            column = utc.dt.tz_convert(tz).dt.strftime("%Y-%m-%d").mask(utc.isna())
+            column = _date_texts(values, tz)
     missing = column.isna().to_numpy()
-    items = column.astype(object).tolist()
+    items = column.tolist()
     return [None if m else v for v, m in zip(items, missing, strict=True)]
 
 

@@ -21,7 +21,9 @@ from rich.table import Table
 from rules.problems import InputError
 from service.settings import Settings, get_settings
 
-app = typer.Typer(help="zhidu 制度: rules-and-policy compliance for process-management manuals.", no_args_is_help=True)
+app = typer.Typer(
+    help="zhidu 制度: rules-and-policy compliance for process-management manuals.", no_args_is_help=True
+)
 db_app = typer.Typer(help="Database schema.", no_args_is_help=True)
 policies_app = typer.Typer(help="The policy library: manuals, clauses, parameters.", no_args_is_help=True)
 rules_app = typer.Typer(help="The rules.", no_args_is_help=True)
@@ -112,7 +114,10 @@ def db_upgrade(revision: str = "head") -> None:
 
 
 @policies_app.command("list")
-def policies_list(manual: Annotated[str | None, typer.Option(help="Only this manual, e.g. m001.")] = None, lang: LangOption = Lang.zh) -> None:
+def policies_list(
+    manual: Annotated[str | None, typer.Option(help="Only this manual, e.g. m001.")] = None,
+    lang: LangOption = Lang.zh,
+) -> None:
     """The manuals and their clauses."""
     lib = library()
     for m in lib.manuals.values():
@@ -150,11 +155,15 @@ def policies_show(clause: str, lang: LangOption = Lang.zh) -> None:
 
 
 @policies_app.command("validate")
-def policies_validate(params: Annotated[Path | None, typer.Option("--params", help="Parameter overrides file.")] = None) -> None:
+def policies_validate(
+    params: Annotated[Path | None, typer.Option("--params", help="Parameter overrides file.")] = None,
+) -> None:
     """Load and validate the whole library; every problem is listed (exit 2)."""
     lib = library(params)
-    out.print(f"policy library {lib.version}: {len(lib.manuals)} manuals, {len(lib.clauses)} clauses, "
-              f"{len(lib.parameters)} parameters, {len(lib.rules)} rules in force")
+    out.print(
+        f"policy library {lib.version}: {len(lib.manuals)} manuals, {len(lib.clauses)} clauses, "
+        f"{len(lib.parameters)} parameters, {len(lib.rules)} rules in force"
+    )
 
 
 @policies_app.command("coverage")
@@ -169,8 +178,16 @@ def policies_coverage(
         for c in (*m.principles, *m.clauses):
             rule_ids = [r.id for r in lib.rules if c.id in r.clauses]
             status = "enforced" if rule_ids else ("gap" if c.checkable else "not_checkable")
-            rows.append({"manual": m.id, "clause": c.id, "title": c.title.get(lang), "status": status,
-                         "rules": rule_ids, "why_not": c.why_not_checkable.get(lang) if c.why_not_checkable else ""})
+            rows.append(
+                {
+                    "manual": m.id,
+                    "clause": c.id,
+                    "title": c.title.get(lang),
+                    "status": status,
+                    "rules": rule_ids,
+                    "why_not": c.why_not_checkable.get(lang) if c.why_not_checkable else "",
+                }
+            )
     if fmt == OutputFormat.json:
         out.print_json(json.dumps(rows, ensure_ascii=False))
         return
@@ -183,7 +200,9 @@ def policies_coverage(
     for m in lib.manuals.values():
         mine = [r for r in rows if r["manual"] == m.id]
         counts = Counter(r["status"] for r in mine)
-        summary.add_row(m.id, str(len(mine)), str(counts["enforced"]), str(counts["gap"]), str(counts["not_checkable"]))
+        summary.add_row(
+            m.id, str(len(mine)), str(counts["enforced"]), str(counts["gap"]), str(counts["not_checkable"])
+        )
     detail = Table(title="enforced clauses / 已执行条款")
     for col in ("clause", "title", "rules"):
         detail.add_column(col)
@@ -192,6 +211,15 @@ def policies_coverage(
             detail.add_row(r["clause"], r["title"], ", ".join(r["rules"]))
     out.print(detail)
     out.print(summary)
+
+
+@policies_app.command("docs")
+def policies_docs(folder: Annotated[Path, typer.Option("--out")] = Path("docs")) -> None:
+    """Regenerate the reference documents (record types, condition types) from the library."""
+    from service.reference import write_reference
+
+    for path in write_reference(library().model, folder):
+        out.print(f"wrote {path}")
 
 
 # --- rules ------------------------------------------------------------------------------------
@@ -210,7 +238,9 @@ def rules_list(lang: LangOption = Lang.zh) -> None:
 
 
 @rules_app.command("test")
-def rules_test(engine: Annotated[list[EngineName] | None, typer.Option(help="Engines to run (default: both).")] = None) -> None:
+def rules_test(
+    engine: Annotated[list[EngineName] | None, typer.Option(help="Engines to run (default: both).")] = None,
+) -> None:
     """Run every rule's examples on both engines; exit 1 if any misbehaves."""
     from functools import partial
 
@@ -222,7 +252,9 @@ def rules_test(engine: Annotated[list[EngineName] | None, typer.Option(help="Eng
     engines: dict[str, Callable[..., Any]] = {}
     chosen = engine or [EngineName.batch, EngineName.stream]
     if EngineName.batch in chosen:
-        engines["batch"] = lambda rule, encoded, as_of_ms: evaluate_rule(rule.compiled, encoded, as_of_ms=as_of_ms, tz=tz)
+        engines["batch"] = lambda rule, encoded, as_of_ms: evaluate_rule(
+            rule.compiled, encoded, as_of_ms=as_of_ms, tz=tz
+        )
     if EngineName.stream in chosen:
         engines["stream"] = partial(_stream_run, tz=tz)
     with input_errors():
@@ -230,8 +262,10 @@ def rules_test(engine: Annotated[list[EngineName] | None, typer.Option(help="Eng
     failed = [o for o in outcomes if not o.ok]
     for o in failed:
         err.print(f"FAIL {o.rule} [{o.engine}] {o.expect} example at line {o.line}: {o.detail}")
-    out.print(f"{len(outcomes) - len(failed)} passed, {len(failed)} failed "
-              f"({len(lib.rules)} rules, engines: {', '.join(engines)})")
+    out.print(
+        f"{len(outcomes) - len(failed)} passed, {len(failed)} failed "
+        f"({len(lib.rules)} rules, engines: {', '.join(engines)})"
+    )
     if failed:
         raise typer.Exit(1)
 
@@ -241,7 +275,9 @@ def _stream_run(rule: Any, encoded: dict[str, pd.DataFrame], as_of_ms: int, *, t
     from rules.engine.stream import StreamEngine
 
     engine = StreamEngine([rule.compiled], tz=tz)
-    return engine.evaluate(rule.record_type, encoded[rule.record_type], FrameSource(encoded), as_of_ms=as_of_ms)
+    return engine.evaluate(
+        rule.record_type, encoded[rule.record_type], FrameSource(encoded), as_of_ms=as_of_ms
+    )
 
 
 # --- data -------------------------------------------------------------------------------------
@@ -252,14 +288,18 @@ def generate_cmd(
     out_dir: Annotated[Path, typer.Option("--out", help="Directory to write the company's files to.")],
     records: Annotated[int, typer.Option(help="About how many records in all.")] = 20_000,
     seed: Annotated[int, typer.Option(help="Same seed, same company.")] = 1,
-    violation_rate: Annotated[float, typer.Option(help="Share of records with an injected violation.")] = 0.05,
+    violation_rate: Annotated[
+        float, typer.Option(help="Share of records with an injected violation.")
+    ] = 0.05,
     file_format: Annotated[str, typer.Option("--format", help="csv or parquet.")] = "csv",
 ) -> None:
     """Write a synthetic company with injected violations and their ground truth."""
     from service.synthetic import generate
 
     manifest = generate(out_dir, records=records, seed=seed, violation_rate=violation_rate, fmt=file_format)
-    out.print(f"wrote {sum(manifest.written.values())} records to {out_dir} (ground truth: {out_dir / 'ground_truth.csv'})")
+    out.print(
+        f"wrote {manifest.records_written_total} records to {out_dir} (ground truth: {out_dir / 'ground_truth.csv'})"
+    )
 
 
 def read_dir(data_dir: Path) -> Any:
@@ -295,7 +335,9 @@ def load_directory(data_dir: Path, *, submitted_by: str) -> Any:
         records[rtype] = [(p, content_hash(p)) for p in payloads]
     engine = engine_for(s.database_url)
     try:
-        return load_dataset(session_factory(engine), records=records, submitted_by=submitted_by, source=str(data_dir))
+        return load_dataset(
+            session_factory(engine), records=records, submitted_by=submitted_by, source=str(data_dir)
+        )
     finally:
         engine.dispose()
 
@@ -312,9 +354,15 @@ def print_load_summary(summary: Any) -> None:
 @app.command("evaluate")
 def evaluate_cmd(
     data_dir: Path,
-    as_of: Annotated[str | None, typer.Option("--as-of", help="Judge as of this ISO timestamp (default: now).")] = None,
-    params: Annotated[Path | None, typer.Option("--params", help="Parameter overrides (YAML: id: value).")] = None,
-    engine: Annotated[EngineName, typer.Option(help="batch (vectorised) or stream (durable-rules).")] = EngineName.batch,
+    as_of: Annotated[
+        str | None, typer.Option("--as-of", help="Judge as of this ISO timestamp (default: now).")
+    ] = None,
+    params: Annotated[
+        Path | None, typer.Option("--params", help="Parameter overrides (YAML: id: value).")
+    ] = None,
+    engine: Annotated[
+        EngineName, typer.Option(help="batch (vectorised) or stream (durable-rules).")
+    ] = EngineName.batch,
     fmt: Annotated[OutputFormat, typer.Option("--format")] = OutputFormat.table,
     lang: LangOption = Lang.zh,
 ) -> None:
@@ -323,15 +371,31 @@ def evaluate_cmd(
     if fmt == OutputFormat.json:
         sys.stdout.write(json.dumps([f.as_dict() for f in findings], ensure_ascii=False, indent=1) + "\n")
     elif fmt == OutputFormat.csv:
-        cols = ["rule", "record_type", "record_id", "dept", "severity", "clauses", "responsible", "message_zh", "message_en"]
+        cols = [
+            "rule",
+            "record_type",
+            "record_id",
+            "dept",
+            "severity",
+            "clauses",
+            "responsible",
+            "message_zh",
+            "message_en",
+        ]
         sys.stdout.write(write_csv([f.as_dict() for f in findings], cols))
     else:
         table = Table(title=f"violations / 违规 ({len(findings)})")
         for col in ("rule", "record", "dept", "severity", "responsible", "message"):
             table.add_column(col)
         for f in findings:
-            table.add_row(f.rule, f"{f.record_type}:{f.record_id}", f.dept or "", f.severity, f.responsible or "",
-                          f.message_zh if lang == Lang.zh else f.message_en)
+            table.add_row(
+                f.rule,
+                f"{f.record_type}:{f.record_id}",
+                f.dept or "",
+                f.severity,
+                f.responsible or "",
+                f.message_zh if lang == Lang.zh else f.message_en,
+            )
         out.print(table)
 
 
@@ -358,11 +422,13 @@ def evaluate_directory(data_dir: Path, *, as_of: str | None, params: Path | None
     when = parse_as_of(as_of, lib.company.tz)
     with Progress(console=err, transient=True) as bar:
         task = bar.add_task("evaluating / 评估中", total=len(lib.rules))
-        findings = evaluate_frames(
-            lib, dataset.frames, as_of=when, engine=engine,  # type: ignore[arg-type]
+        return evaluate_frames(
+            lib,
+            dataset.frames,
+            as_of=when,
+            engine=engine,  # type: ignore[arg-type]
             progress=lambda rule_id: bar.update(task, advance=1, description=f"{rule_id}"),
         )
-    return findings
 
 
 # --- demo -------------------------------------------------------------------------------------
@@ -370,7 +436,9 @@ def evaluate_directory(data_dir: Path, *, as_of: str | None, params: Path | None
 
 @app.command("demo")
 def demo(
-    directory: Annotated[Path, typer.Option("--dir", help="Where the demo company is written.")] = Path("out/demo"),
+    directory: Annotated[Path, typer.Option("--dir", help="Where the demo company is written.")] = Path(
+        "out/demo"
+    ),
     records: Annotated[int, typer.Option(help="About how many records.")] = 20_000,
     seed: int = 7,
 ) -> None:
@@ -381,7 +449,7 @@ def demo(
 
     data = directory / "data"
     manifest = generate(data, records=records, seed=seed)
-    out.print(f"1. generated {sum(manifest.written.values())} records in {data}")
+    out.print(f"1. generated {manifest.records_written_total} records in {data}")
     summary = load_directory(data, submitted_by="demo")
     out.print(f"2. loaded into {settings().database_url}")
     print_load_summary(summary)

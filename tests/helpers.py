@@ -6,6 +6,7 @@ import functools
 from pathlib import Path
 
 from rules.library import Library, load_library
+from service.evaluation.service import stream_check
 
 ROOT = Path(__file__).resolve().parents[1]
 POLICIES = ROOT / "policies"
@@ -13,6 +14,4 @@ POLICIES = ROOT / "policies"
 
 @functools.cache
 def policy_library() -> Library:
-    from service.evaluation.service import stream_check
-
-    return load_library(POLICIES, stream_check=None)  # TEMP
+    return load_library(POLICIES, stream_check=stream_check)

@@ -20,7 +20,6 @@ from rules.engine.verdict import Verdict
 from rules.lang.ir import (
     RECORD,
     And,
-    Arith,
     Bool,
     Cmp,
     CompiledRule,
@@ -93,7 +92,7 @@ def eval_node(frame: pd.DataFrame, node: Node, related: Mapping[str, pd.DataFram
         result = _OPS[node.op](_value(frame, node.left), _value(frame, node.right))
         return np.broadcast_to(np.asarray(result, dtype=bool), (n,)).copy()
     if isinstance(node, Present):
-        flag = frame[col(node.ref) + PRESENT_SUFFIX].to_numpy() == 1
+        flag: BoolArray = frame[col(node.ref) + PRESENT_SUFFIX].to_numpy() == 1
         return ~flag if node.negated else flag
     if isinstance(node, And):
         acc = np.ones(n, dtype=bool)
@@ -112,9 +111,9 @@ def eval_node(frame: pd.DataFrame, node: Node, related: Mapping[str, pd.DataFram
 
 def _split_local(node: Node, alias: str) -> tuple[list[Node], list[Node]]:
     """Conjuncts of an Exists body that read only the related record filter it before the merge."""
-    items = list(node.items) if isinstance(node, And) else [node]
-    local = [i for i in items if scopes_of(i) <= {alias} and not isinstance(i, Exists)]
-    rest = [i for i in items if not (scopes_of(i) <= {alias} and not isinstance(i, Exists))]
+    items: list[Node] = list(node.items) if isinstance(node, And) else [node]
+    local: list[Node] = [i for i in items if scopes_of(i) <= {alias} and not isinstance(i, Exists)]
+    rest: list[Node] = [i for i in items if not (scopes_of(i) <= {alias} and not isinstance(i, Exists))]
     return local, rest
 
 
@@ -134,7 +133,9 @@ def _eval_exists(frame: pd.DataFrame, node: Exists, related: Mapping[str, pd.Dat
 
     outer_keys = [col(ref) for _, ref in node.keys]
     inner_keys = [f"{node.alias}.{field}" for field, _ in node.keys]
-    needed = {col(r) for r in refs_in(And(tuple(rest))) if r.scope != node.alias and not _bound_inside(r, rest)}
+    needed = {
+        col(r) for r in refs_in(And(tuple(rest))) if r.scope != node.alias and not _bound_inside(r, rest)
+    }
     needed |= {c + PRESENT_SUFFIX for c in needed}
     left_cols = [c for c in frame.columns if c in needed or c in outer_keys]
     left = frame[left_cols].copy()
@@ -179,7 +180,9 @@ def evaluate_rule(
         severity[eval_node(frame, level.violation, encoded)] = level.severity
     hit = severity != ""
     ids = frame[f"{RECORD}.id"].to_numpy()[hit]
-    return [Verdict(rule.id, rule.record_type, str(i), str(s)) for i, s in zip(ids, severity[hit], strict=True)]
+    return [
+        Verdict(rule.id, rule.record_type, str(i), str(s)) for i, s in zip(ids, severity[hit], strict=True)
+    ]
 
 
 def evaluate(

@@ -24,11 +24,17 @@ def period_bounds_ms(as_of_ms: int, period: str, tz: ZoneInfo) -> tuple[int, int
     local = datetime.fromtimestamp(as_of_ms / 1000, tz)
     if period == "month":
         end = local.replace(day=1, hour=0, minute=0, second=0, microsecond=0)
-        start = (end.replace(year=end.year - 1, month=12) if end.month == 1 else end.replace(month=end.month - 1))
+        start = (
+            end.replace(year=end.year - 1, month=12) if end.month == 1 else end.replace(month=end.month - 1)
+        )
     elif period == "quarter":
         q_month = 3 * ((local.month - 1) // 3) + 1
         end = local.replace(month=q_month, day=1, hour=0, minute=0, second=0, microsecond=0)
-        start = end.replace(year=end.year - 1, month=end.month + 9) if end.month <= 3 else end.replace(month=end.month - 3)
+        start = (
+            end.replace(year=end.year - 1, month=end.month + 9)
+            if end.month <= 3
+            else end.replace(month=end.month - 3)
+        )
     elif period == "year":
         end = local.replace(month=1, day=1, hour=0, minute=0, second=0, microsecond=0)
         start = end.replace(year=end.year - 1)
@@ -42,7 +48,7 @@ def year_in_tz(ms: np.ndarray, tz: ZoneInfo) -> np.ndarray:
     return pd.to_datetime(ms, unit="ms", utc=True).tz_convert(tz).year.to_numpy()
 
 
-def _set(frame: pd.DataFrame, name: str, values: object) -> None:
+def _set(frame: pd.DataFrame, name: str, values: np.ndarray | np.int64) -> None:
     frame[f"{RECORD}.{name}"] = values
     frame[f"{RECORD}.{name}{PRESENT_SUFFIX}"] = 1
 
@@ -80,12 +86,21 @@ def derive_columns(
             left_cols = [f"{RECORD}.{r}" for _, r in part.keys]
             if part.year_field is not None and part.year_of is not None:
                 items = items[items[f"{ITEM}.{part.year_field}{PRESENT_SUFFIX}"].to_numpy() == 1]
-                items = items.assign(**{f"{ITEM}.__year": year_in_tz(items[f"{ITEM}.{part.year_field}"].to_numpy(), tz)})
+                items = items.assign(
+                    **{f"{ITEM}.__year": year_in_tz(items[f"{ITEM}.{part.year_field}"].to_numpy(), tz)}
+                )
                 group_cols.append(f"{ITEM}.__year")
                 left_cols.append(f"{RECORD}.{part.year_of}")
-            sums = items.groupby(group_cols, sort=False)[f"{ITEM}.{part.field}"].sum().rename("__sum").reset_index()
-            keyed = out[left_cols].reset_index(drop=True).merge(
-                sums, left_on=left_cols, right_on=group_cols, how="left"
+            sums = (
+                items.groupby(group_cols, sort=False)[f"{ITEM}.{part.field}"]
+                .sum()
+                .rename("__sum")
+                .reset_index()
+            )
+            keyed = (
+                out[left_cols]
+                .reset_index(drop=True)
+                .merge(sums, left_on=left_cols, right_on=group_cols, how="left")
             )
             total += keyed["__sum"].fillna(0).to_numpy(dtype=np.float64)
         _set(out, d.name, total)

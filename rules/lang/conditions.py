@@ -50,18 +50,20 @@ def compile_condition(spec: Any, ctx: CompileContext, parent: Any, key: Any, pat
     """Shape check (one-key mapping naming a registered type), then the type's own schema and meaning."""
     if not isinstance(spec, dict) or len(spec) != 1:
         ctx.error(
-            parent, key,
+            parent,
+            key,
             f"{path}: a condition is a mapping with exactly one key, the condition type "
             f"({', '.join(sorted(REGISTRY))})",
             f"{path}：条件必须是只有一个键（条件类型）的映射（{', '.join(sorted(REGISTRY))}）",
             path,
         )
         return Bool(False)
-    (name, body), = spec.items()
+    ((name, body),) = spec.items()
     cls = REGISTRY.get(str(name))
     if cls is None:
         ctx.error(
-            spec, name,
+            spec,
+            name,
             f"{path}: unknown condition type {name!r}; known: {', '.join(sorted(REGISTRY))}",
             f"{path}：未知条件类型 {name!r}；可用：{', '.join(sorted(REGISTRY))}",
             path,
@@ -90,14 +92,26 @@ class Condition(ABC):
         if "*" in cls.schema:  # the body is not a mapping (a list, a field name or a condition)
             return True
         if not isinstance(body, dict):
-            ctx.error(parent, key, f"{path}: expected a mapping with keys {sorted(allowed)}", f"{path}：应为含键 {sorted(allowed)} 的映射", path)
+            ctx.error(
+                parent,
+                key,
+                f"{path}: expected a mapping with keys {sorted(allowed)}",
+                f"{path}：应为含键 {sorted(allowed)} 的映射",
+                path,
+            )
             return False
         ok = True
         for missing in sorted(required - set(body)):
             ctx.error(parent, key, f"{path}: missing key {missing!r}", f"{path}：缺少键 {missing!r}", path)
             ok = False
         for extra in sorted(set(body) - allowed):
-            ctx.error(body, extra, f"{path}: unknown key {extra!r}; allowed: {sorted(allowed)}", f"{path}：未知键 {extra!r}；允许：{sorted(allowed)}", path)
+            ctx.error(
+                body,
+                extra,
+                f"{path}: unknown key {extra!r}; allowed: {sorted(allowed)}",
+                f"{path}：未知键 {extra!r}；允许：{sorted(allowed)}",
+                path,
+            )
             ok = False
         return ok
 
@@ -150,7 +164,9 @@ class AnyOf(Condition):
 
 def _items(body: Any, ctx: CompileContext, path: str) -> list[Node]:
     if not isinstance(body, list) or not body:
-        ctx.error(body, None, f"{path}: expected a non-empty list of conditions", f"{path}：应为非空条件列表", path)
+        ctx.error(
+            body, None, f"{path}: expected a non-empty list of conditions", f"{path}：应为非空条件列表", path
+        )
         return [Bool(False)]
     return [compile_condition(item, ctx, body, i, f"{path}[{i}]") for i, item in enumerate(body)]
 
@@ -190,7 +206,13 @@ class Compare(Condition):
         resolved = ctx.resolve_field(body["field"], body, "field", f"{path}.field")
         op = OPS.get(str(body["op"]))
         if op is None:
-            ctx.error(body, "op", f"{path}.op: {body['op']!r} is not one of {list(OPS)}", f"{path}.op：{body['op']!r} 不是 {list(OPS)} 之一", path)
+            ctx.error(
+                body,
+                "op",
+                f"{path}.op: {body['op']!r} is not one of {list(OPS)}",
+                f"{path}.op：{body['op']!r} 不是 {list(OPS)} 之一",
+                path,
+            )
         if resolved is None or op is None:
             return Bool(False)
         ref, spec = resolved
@@ -199,7 +221,8 @@ class Compare(Condition):
             return Bool(False)
         if not compatible(spec.type, right.kind):
             ctx.error(
-                body, "value",
+                body,
+                "value",
                 f"{path}: cannot compare {ref} ({spec.type.value}) with a {right.kind.value if right.kind else '?'} value",
                 f"{path}：{ref}（{spec.type.value}）不能与 {right.kind.value if right.kind else '?'} 类型的值比较",
                 path,
@@ -228,7 +251,13 @@ class InValues(Condition):
         resolved = ctx.resolve_field(body["field"], body, "field", f"{path}.field")
         values = body["values"]
         if not isinstance(values, list) or not values:
-            ctx.error(body, "values", f"{path}.values: expected a non-empty list", f"{path}.values：应为非空列表", path)
+            ctx.error(
+                body,
+                "values",
+                f"{path}.values: expected a non-empty list",
+                f"{path}.values：应为非空列表",
+                path,
+            )
             return Bool(False)
         if resolved is None:
             return Bool(False)
@@ -300,7 +329,11 @@ class Before(Condition):
     """
 
     name = "before"
-    schema: ClassVar[dict[str, str]] = {"field": "timestamp field", "other": "timestamp field", "strict?": "bool"}
+    schema: ClassVar[dict[str, str]] = {
+        "field": "timestamp field",
+        "other": "timestamp field",
+        "strict?": "bool",
+    }
     example_record_type = "hire"
 
     @classmethod
@@ -311,7 +344,9 @@ class Before(Condition):
             return Bool(False)
         for ref, spec, k in ((a[0], a[1], "field"), (b[0], b[1], "other")):
             if not spec.type.is_time:
-                ctx.error(body, k, f"{path}.{k}: {ref} is not a timestamp", f"{path}.{k}：{ref} 不是时间字段", path)
+                ctx.error(
+                    body, k, f"{path}.{k}: {ref} is not a timestamp", f"{path}.{k}：{ref} 不是时间字段", path
+                )
                 return Bool(False)
         op: Op = "lt" if body.get("strict") else "le"
         return And((Present(a[0]), Present(b[0]), Cmp(a[0], op, b[0])))
@@ -320,13 +355,17 @@ class Before(Condition):
 def _late(start: Ref, end: Ref, days: int) -> Node:
     """The end came after the deadline, or is still missing after the deadline as of now."""
     deadline = Arith(start, "+", days * MS_PER_DAY)
-    return And((
-        Present(start),
-        Or((
-            And((Present(end), Cmp(end, "gt", deadline))),
-            And((Present(end, negated=True), Cmp(Ref(RECORD, AS_OF), "gt", deadline))),
-        )),
-    ))
+    return And(
+        (
+            Present(start),
+            Or(
+                (
+                    And((Present(end), Cmp(end, "gt", deadline))),
+                    And((Present(end, negated=True), Cmp(Ref(RECORD, AS_OF), "gt", deadline))),
+                )
+            ),
+        )
+    )
 
 
 @register
@@ -352,7 +391,13 @@ class WithinDays(Condition):
         if s is None or e is None or days is None:
             return Bool(False)
         if s[0].scope != RECORD or e[0].scope != RECORD:
-            ctx.error(body, "start", f"{path}: within_days compares fields of the record", f"{path}：within_days 只比较本记录的字段", path)
+            ctx.error(
+                body,
+                "start",
+                f"{path}: within_days compares fields of the record",
+                f"{path}：within_days 只比较本记录的字段",
+                path,
+            )
             return Bool(False)
         return Not(_late(s[0], e[0], days))
 
@@ -376,7 +421,13 @@ class OlderThan(Condition):
         if f is None or days is None:
             return Bool(False)
         if f[0].scope != RECORD:
-            ctx.error(body, "field", f"{path}: older_than applies to a field of the record", f"{path}：older_than 只用于本记录字段", path)
+            ctx.error(
+                body,
+                "field",
+                f"{path}: older_than applies to a field of the record",
+                f"{path}：older_than 只用于本记录字段",
+                path,
+            )
             return Bool(False)
         return And((Present(f[0]), Cmp(Ref(RECORD, AS_OF), "gt", Arith(f[0], "+", days * MS_PER_DAY))))
 
@@ -407,7 +458,13 @@ class InLastPeriod(Condition):
             period = p.value if p is not None else None
         if period not in PERIODS:
             if period is not None:
-                ctx.error(body, "period", f"{path}.period: expected one of {list(PERIODS)}", f"{path}.period：应为 {list(PERIODS)} 之一", path)
+                ctx.error(
+                    body,
+                    "period",
+                    f"{path}.period: expected one of {list(PERIODS)}",
+                    f"{path}.period：应为 {list(PERIODS)} 之一",
+                    path,
+                )
             return Bool(False)
         if f is None:
             return Bool(False)
@@ -415,11 +472,13 @@ class InLastPeriod(Condition):
         for bound in (start, end):
             if bound not in ctx.derivations:
                 ctx.derivations.append(bound)
-        return And((
-            Present(f[0]),
-            Cmp(f[0], "ge", Ref(RECORD, start.column)),
-            Cmp(f[0], "lt", Ref(RECORD, end.column)),
-        ))
+        return And(
+            (
+                Present(f[0]),
+                Cmp(f[0], "ge", Ref(RECORD, start.column)),
+                Cmp(f[0], "lt", Ref(RECORD, end.column)),
+            )
+        )
 
 
 @register
@@ -445,31 +504,60 @@ class Deviates(Condition):
         if a is None or b is None or tol is None:
             return Bool(False)
         if a[1].type != b[1].type or not a[1].type.is_number:
-            ctx.error(body, "from", f"{path}: both fields must be numbers of the same type", f"{path}：两个字段须为同类型数值", path)
+            ctx.error(
+                body,
+                "from",
+                f"{path}: both fields must be numbers of the same type",
+                f"{path}：两个字段须为同类型数值",
+                path,
+            )
             return Bool(False)
-        return And((
-            Present(a[0]), Present(b[0]),
-            Or((Cmp(a[0], "gt", Arith(b[0], "*", 1 + tol)), Cmp(a[0], "lt", Arith(b[0], "*", 1 - tol)))),
-        ))
+        return And(
+            (
+                Present(a[0]),
+                Present(b[0]),
+                Or((Cmp(a[0], "gt", Arith(b[0], "*", 1 + tol)), Cmp(a[0], "lt", Arith(b[0], "*", 1 - tol)))),
+            )
+        )
 
 
-def _join_keys(body: Any, ctx: CompileContext, path: str, related_type: str, alias: str) -> tuple[tuple[str, Ref], ...] | None:
+def _join_keys(
+    body: Any, ctx: CompileContext, path: str, related_type: str, alias: str
+) -> tuple[tuple[str, Ref], ...] | None:
     """`on: {related_field: outer_field}` -> join keys; types of both sides must agree."""
     on = body.get("on")
     if not isinstance(on, dict) or not on:
-        ctx.error(body, "on", f"{path}.on: map at least one field of {related_type} to a field it must equal", f"{path}.on：至少映射一个关联字段", path)
+        ctx.error(
+            body,
+            "on",
+            f"{path}.on: map at least one field of {related_type} to a field it must equal",
+            f"{path}.on：至少映射一个关联字段",
+            path,
+        )
         return None
     rt = ctx.model.types[related_type]
     keys: list[tuple[str, Ref]] = []
     for rel_field, outer in on.items():
         if rel_field not in rt.fields:
-            ctx.error(on, rel_field, f"{path}.on: {related_type} has no field {rel_field!r}", f"{path}.on：{related_type} 没有字段 {rel_field!r}", path)
+            ctx.error(
+                on,
+                rel_field,
+                f"{path}.on: {related_type} has no field {rel_field!r}",
+                f"{path}.on：{related_type} 没有字段 {rel_field!r}",
+                path,
+            )
             return None
         resolved = ctx.resolve_field(outer, on, rel_field, f"{path}.on.{rel_field}")
         if resolved is None:
             return None
         if resolved[1].type != rt.fields[rel_field].type:
-            ctx.error(on, rel_field, f"{path}.on: {related_type}.{rel_field} and {resolved[0]} differ in type", f"{path}.on：{related_type}.{rel_field} 与 {resolved[0]} 类型不同", path)
+            ctx.error(
+                on,
+                rel_field,
+                f"{path}.on: {related_type}.{rel_field} and {resolved[0]} differ in type",
+                f"{path}.on：{related_type}.{rel_field} 与 {resolved[0]} 类型不同",
+                path,
+            )
             return None
         keys.append((str(rel_field), resolved[0]))
     return tuple(keys)
@@ -478,13 +566,24 @@ def _join_keys(body: Any, ctx: CompileContext, path: str, related_type: str, ali
 def _related_type(body: Any, ctx: CompileContext, path: str) -> str | None:
     t = body.get("type")
     if t not in ctx.model.types:
-        ctx.error(body, "type", f"{path}.type: unknown record type {t!r}; known: {', '.join(ctx.model.names)}", f"{path}.type：未知记录类型 {t!r}", path)
+        ctx.error(
+            body,
+            "type",
+            f"{path}.type: unknown record type {t!r}; known: {', '.join(ctx.model.names)}",
+            f"{path}.type：未知记录类型 {t!r}",
+            path,
+        )
         return None
     return str(t)
 
 
-def _exists(body: Any, ctx: CompileContext, path: str, default_alias: str | None = None,
-            extra: Callable[[str], list[Node]] | None = None) -> Node:
+def _exists(
+    body: Any,
+    ctx: CompileContext,
+    path: str,
+    default_alias: str | None = None,
+    extra: Callable[[str], list[Node]] | None = None,
+) -> Node:
     rtype = _related_type(body, ctx, path)
     if rtype is None:
         return Bool(False)
@@ -492,7 +591,9 @@ def _exists(body: Any, ctx: CompileContext, path: str, default_alias: str | None
     if alias == RECORD or alias in dict(ctx.scopes):
         alias = ctx.fresh_alias(alias)
     if not re.fullmatch(r"[a-z][a-z0-9_]*", alias):
-        ctx.error(body, "as", f"{path}.as: alias must be snake_case", f"{path}.as：别名须为小写下划线形式", path)
+        ctx.error(
+            body, "as", f"{path}.as: alias must be snake_case", f"{path}.as：别名须为小写下划线形式", path
+        )
         return Bool(False)
     keys = _join_keys(body, ctx, path, rtype, alias)
     if keys is None:
@@ -528,7 +629,12 @@ class Related(Condition):
     """
 
     name = "related"
-    schema: ClassVar[dict[str, str]] = {"type": "record type", "on": "join keys", "where?": "condition", "as?": "alias"}
+    schema: ClassVar[dict[str, str]] = {
+        "type": "record type",
+        "on": "join keys",
+        "where?": "condition",
+        "as?": "alias",
+    }
 
     @classmethod
     def compile(cls, body: Any, ctx: CompileContext, path: str) -> Node:
@@ -573,8 +679,13 @@ class ValidAt(Condition):
 
     name = "valid_at"
     schema: ClassVar[dict[str, str]] = {
-        "type": "record type", "on": "join keys", "at": "timestamp field of the record",
-        "flag?": "bool field", "from?": "date/timestamp field", "until?": "date/timestamp field", "as?": "alias",
+        "type": "record type",
+        "on": "join keys",
+        "at": "timestamp field of the record",
+        "flag?": "bool field",
+        "from?": "date/timestamp field",
+        "until?": "date/timestamp field",
+        "as?": "alias",
     }
     example_record_type = "purchase_order"
 
@@ -590,7 +701,13 @@ class ValidAt(Condition):
                 f = ctx.resolve_field(body["flag"], body, "flag", f"{path}.flag")
                 if f is None or f[1].type != FieldType.BOOL:
                     if f is not None:
-                        ctx.error(body, "flag", f"{path}.flag: must be a bool field", f"{path}.flag：须为布尔字段", path)
+                        ctx.error(
+                            body,
+                            "flag",
+                            f"{path}.flag: must be a bool field",
+                            f"{path}.flag：须为布尔字段",
+                            path,
+                        )
                     return [Bool(False)]
                 nodes += [Present(f[0]), Cmp(f[0], "eq", Const(1))]
             if "from" in body:
@@ -628,37 +745,57 @@ class StepsInOrder(Condition):
 
     name = "steps_in_order"
     schema: ClassVar[dict[str, str]] = {
-        "type": "record type", "on": "join keys", "key": "field", "order": "list of values",
-        "time": "timestamp field", "where?": "condition",
+        "type": "record type",
+        "on": "join keys",
+        "key": "field",
+        "order": "list of values",
+        "time": "timestamp field",
+        "where?": "condition",
     }
 
     @classmethod
     def compile(cls, body: Any, ctx: CompileContext, path: str) -> Node:
         order = body["order"]
         if not isinstance(order, list) or len(order) < 2:
-            ctx.error(body, "order", f"{path}.order: list at least two steps", f"{path}.order：至少列出两个环节", path)
+            ctx.error(
+                body,
+                "order",
+                f"{path}.order: list at least two steps",
+                f"{path}.order：至少列出两个环节",
+                path,
+            )
             return Bool(False)
         violations: list[Node] = []
         for i, earlier in enumerate(order):
-            for later in order[i + 1:]:
+            for later in order[i + 1 :]:
                 first_alias = ctx.fresh_alias("step")
                 second_alias = ctx.fresh_alias("step")
 
                 def second(alias: str, later: Any = later, first_alias: str = first_alias) -> list[Node]:
-                    key_cmp = Compare.compile({"field": body["key"], "op": "eq", "value": later}, ctx, f"{path}.order")
+                    key_cmp = Compare.compile(
+                        {"field": body["key"], "op": "eq", "value": later}, ctx, f"{path}.order"
+                    )
                     t = ctx.resolve_field(body["time"], body, "time", f"{path}.time")
                     if t is None:
                         return [Bool(False)]
                     return [key_cmp, Present(t[0]), Cmp(t[0], "lt", Ref(first_alias, t[0].field))]
 
-                def first(alias: str, earlier: Any = earlier, second: Callable[[str], list[Node]] = second,
-                          second_alias: str = second_alias) -> list[Node]:
-                    key_cmp = Compare.compile({"field": body["key"], "op": "eq", "value": earlier}, ctx, f"{path}.order")
+                def first(
+                    alias: str,
+                    earlier: Any = earlier,
+                    second: Callable[[str], list[Node]] = second,
+                    second_alias: str = second_alias,
+                ) -> list[Node]:
+                    key_cmp = Compare.compile(
+                        {"field": body["key"], "op": "eq", "value": earlier}, ctx, f"{path}.order"
+                    )
                     t = ctx.resolve_field(body["time"], body, "time", f"{path}.time")
                     if t is None:
                         return [Bool(False)]
                     inner = dict(body)
-                    inner["on"] = {k: f"{RECORD}.{v}" if "." not in str(v) else v for k, v in body["on"].items()}
+                    inner["on"] = {
+                        k: f"{RECORD}.{v}" if "." not in str(v) else v for k, v in body["on"].items()
+                    }
                     nested = _exists({**inner, "as": second_alias}, ctx, path, extra=second)
                     return [key_cmp, Present(t[0]), nested]
 
@@ -684,14 +821,21 @@ class AggregateCompare(Condition):
     """
 
     name = "aggregate"
-    schema: ClassVar[dict[str, str]] = {"name": "identifier", "sum": "list of parts", "op": "operator", "value": "operand"}
+    schema: ClassVar[dict[str, str]] = {
+        "name": "identifier",
+        "sum": "list of parts",
+        "op": "operator",
+        "value": "operand",
+    }
     example_record_type = "budget"
 
     @classmethod
     def compile(cls, body: Any, ctx: CompileContext, path: str) -> Node:
         name = body["name"]
         if not isinstance(name, str) or not re.fullmatch(r"[a-z][a-z0-9_]*", name):
-            ctx.error(body, "name", f"{path}.name: must be snake_case", f"{path}.name：须为小写下划线形式", path)
+            ctx.error(
+                body, "name", f"{path}.name: must be snake_case", f"{path}.name：须为小写下划线形式", path
+            )
             return Bool(False)
         parts_spec = body["sum"]
         if not isinstance(parts_spec, list) or not parts_spec:
@@ -702,8 +846,18 @@ class AggregateCompare(Condition):
         kind: FieldType | None = None
         for i, part in enumerate(parts_spec):
             ppath = f"{path}.sum[{i}]"
-            if not isinstance(part, dict) or not {"type", "on", "field"} <= set(part) or set(part) - {"type", "on", "field", "where", "year"}:
-                ctx.error(parts_spec, i, f"{ppath}: needs type, on, field (optional where, year)", f"{ppath}：需要 type、on、field（可选 where、year）", path)
+            if (
+                not isinstance(part, dict)
+                or not {"type", "on", "field"} <= set(part)
+                or set(part) - {"type", "on", "field", "where", "year"}
+            ):
+                ctx.error(
+                    parts_spec,
+                    i,
+                    f"{ppath}: needs type, on, field (optional where, year)",
+                    f"{ppath}：需要 type、on、field（可选 where、year）",
+                    path,
+                )
                 return Bool(False)
             rtype = _related_type(part, ctx, ppath)
             if rtype is None:
@@ -712,17 +866,33 @@ class AggregateCompare(Condition):
             if keys is None:
                 return Bool(False)
             if any(ref.scope != RECORD for _, ref in keys):
-                ctx.error(part, "on", f"{ppath}.on: join on fields of the record", f"{ppath}.on：须与本记录字段关联", path)
+                ctx.error(
+                    part,
+                    "on",
+                    f"{ppath}.on: join on fields of the record",
+                    f"{ppath}.on：须与本记录字段关联",
+                    path,
+                )
                 return Bool(False)
             ctx.scopes.append(("item", rtype))
             try:
                 f = ctx.resolve_field(part["field"], part, "field", f"{ppath}.field")
-                where = compile_condition(part["where"], ctx, part, "where", f"{ppath}.where") if "where" in part else Bool(True)
+                where = (
+                    compile_condition(part["where"], ctx, part, "where", f"{ppath}.where")
+                    if "where" in part
+                    else Bool(True)
+                )
                 year_field = year_of = None
                 if "year" in part:
                     y = part["year"]
                     if not isinstance(y, dict) or set(y) != {"field", "equals"}:
-                        ctx.error(part, "year", f"{ppath}.year: needs field and equals", f"{ppath}.year：需要 field 与 equals", path)
+                        ctx.error(
+                            part,
+                            "year",
+                            f"{ppath}.year: needs field and equals",
+                            f"{ppath}.year：需要 field 与 equals",
+                            path,
+                        )
                         return Bool(False)
                     yf = ctx.resolve_field(y["field"], y, "field", f"{ppath}.year.field")
                     ctx.scopes.append((RECORD, record_type))
@@ -733,7 +903,13 @@ class AggregateCompare(Condition):
                     if yf is None or ye is None:
                         return Bool(False)
                     if not yf[1].type.is_time or ye[1].type != FieldType.INT:
-                        ctx.error(y, "field", f"{ppath}.year: field must be a timestamp and equals an int field", f"{ppath}.year：field 须为时间，equals 须为整数字段", path)
+                        ctx.error(
+                            y,
+                            "field",
+                            f"{ppath}.year: field must be a timestamp and equals an int field",
+                            f"{ppath}.year：field 须为时间，equals 须为整数字段",
+                            path,
+                        )
                         return Bool(False)
                     year_field, year_of = yf[0].field, ye[0].field
             finally:
@@ -741,19 +917,37 @@ class AggregateCompare(Condition):
             if f is None:
                 return Bool(False)
             if not f[1].type.is_number or (kind is not None and kind != f[1].type):
-                ctx.error(part, "field", f"{ppath}.field: sum numbers of one type", f"{ppath}.field：只能对同一类型的数值求和", path)
+                ctx.error(
+                    part,
+                    "field",
+                    f"{ppath}.field: sum numbers of one type",
+                    f"{ppath}.field：只能对同一类型的数值求和",
+                    path,
+                )
                 return Bool(False)
             kind = f[1].type
-            parts.append(AggregatePart(rtype, tuple((k, r.field) for k, r in keys), f[0].field, where, year_field, year_of))
+            parts.append(
+                AggregatePart(
+                    rtype, tuple((k, r.field) for k, r in keys), f[0].field, where, year_field, year_of
+                )
+            )
         op = OPS.get(str(body["op"]))
         if op is None:
-            ctx.error(body, "op", f"{path}.op: not one of {list(OPS)}", f"{path}.op：不是 {list(OPS)} 之一", path)
+            ctx.error(
+                body, "op", f"{path}.op: not one of {list(OPS)}", f"{path}.op：不是 {list(OPS)} 之一", path
+            )
             return Bool(False)
         column = f"agg_{name}__"
         agg = Aggregate(column, tuple(parts))
         existing = [d for d in ctx.derivations if isinstance(d, Aggregate) and d.name == column]
         if existing and existing[0] != agg:
-            ctx.error(body, "name", f"{path}.name: {name!r} already names a different sum", f"{path}.name：{name!r} 已用于另一个求和", path)
+            ctx.error(
+                body,
+                "name",
+                f"{path}.name: {name!r} already names a different sum",
+                f"{path}.name：{name!r} 已用于另一个求和",
+                path,
+            )
             return Bool(False)
         if not existing:
             ctx.derivations.append(agg)

@@ -67,7 +67,8 @@ class CompileContext:
             known = dict(self.scopes)
             if scope_name not in known:
                 self.error(
-                    node, key,
+                    node,
+                    key,
                     f"{path}: unknown scope {scope_name!r} in {name!r}; in scope here: {', '.join(known)}",
                     f"{path}：{name!r} 中的作用域 {scope_name!r} 不存在；可用：{', '.join(known)}",
                     path,
@@ -78,7 +79,8 @@ class CompileContext:
         if rt is None or fname not in rt.fields:
             fields = ", ".join(rt.fields) if rt else ""
             self.error(
-                node, key,
+                node,
+                key,
                 f"{path}: {record_type} has no field {fname!r} (fields: {fields})",
                 f"{path}：记录类型 {record_type} 没有字段 {fname!r}（可用字段：{fields}）",
                 path,
@@ -89,7 +91,8 @@ class CompileContext:
     def param(self, name: Any, node: Any, key: Any, path: str, allowed: tuple[str, ...]) -> Parameter | None:
         if not isinstance(name, str) or name not in self.params:
             self.error(
-                node, key,
+                node,
+                key,
                 f"{path}: unknown parameter {name!r} (define it in policies/parameters.yaml)",
                 f"{path}：未知参数 {name!r}（请在 policies/parameters.yaml 中定义）",
                 path,
@@ -98,7 +101,8 @@ class CompileContext:
         p = self.params[name]
         if p.type not in allowed:
             self.error(
-                node, key,
+                node,
+                key,
                 f"{path}: parameter {name} is of type {p.type}, expected {' or '.join(allowed)}",
                 f"{path}：参数 {name} 的类型为 {p.type}，此处需要 {' 或 '.join(allowed)}",
                 path,

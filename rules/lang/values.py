@@ -34,7 +34,11 @@ def encode_constant(value: Any, spec: FieldSpec, ctx: CompileContext, node: Any,
             return str(value)
         if t == FieldType.INT and isinstance(value, int) and not isinstance(value, bool):
             return int(value)
-        if t == FieldType.DECIMAL and isinstance(value, int | float | str | Decimal) and not isinstance(value, bool):
+        if (
+            t == FieldType.DECIMAL
+            and isinstance(value, int | float | str | Decimal)
+            and not isinstance(value, bool)
+        ):
             scaled = Decimal(str(value)) * DECIMAL_SCALE
             if scaled != scaled.to_integral_value():
                 raise ValueError("more than 2 decimal places")
@@ -49,7 +53,8 @@ def encode_constant(value: Any, spec: FieldSpec, ctx: CompileContext, node: Any,
         raise ValueError(f"expected a {t.value} value")
     except (ValueError, InvalidOperation) as exc:
         ctx.error(
-            node, key,
+            node,
+            key,
             f"{path}: {value!r} does not fit field type {t.value} ({exc})",
             f"{path}：{value!r} 与字段类型 {t.value} 不符（{exc}）",
             path,
@@ -65,7 +70,8 @@ def days_value(spec: Any, ctx: CompileContext, node: Any, key: str, path: str) -
         p = ctx.param(spec["param"], spec, "param", f"{path}.param", ("days", "int"))
         return int(p.value) if p is not None else None
     ctx.error(
-        node, key,
+        node,
+        key,
         f"{path}: expected a number of days (a non-negative integer or {{param: ...}})",
         f"{path}：应为天数（非负整数或 {{param: ...}}）",
         path,
@@ -79,15 +85,29 @@ def ratio_value(spec: Any, ctx: CompileContext, node: Any, key: str, path: str) 
     if isinstance(spec, dict) and set(spec) == {"param"}:
         p = ctx.param(spec["param"], spec, "param", f"{path}.param", ("ratio",))
         return float(p.value) if p is not None else None
-    ctx.error(node, key, f"{path}: expected a ratio (a number or {{param: ...}})", f"{path}：应为比例（数字或 {{param: ...}}）", path)
+    ctx.error(
+        node,
+        key,
+        f"{path}: expected a ratio (a number or {{param: ...}})",
+        f"{path}：应为比例（数字或 {{param: ...}}）",
+        path,
+    )
     return None
 
 
-def operand(spec: Any, against: FieldSpec | None, ctx: CompileContext, node: Any, key: Any, path: str) -> Operand | None:
+def operand(
+    spec: Any, against: FieldSpec | None, ctx: CompileContext, node: Any, key: Any, path: str
+) -> Operand | None:
     """Parse an operand. `against` is the field it is compared with (for typing constants)."""
     if not isinstance(spec, dict):
         if against is None:
-            ctx.error(node, key, f"{path}: a constant needs a field to compare with", f"{path}：常量需要与字段比较", path)
+            ctx.error(
+                node,
+                key,
+                f"{path}: a constant needs a field to compare with",
+                f"{path}：常量需要与字段比较",
+                path,
+            )
             return None
         value = encode_constant(spec, against, ctx, node, key, path)
         return None if value is None else Operand(Const(value), against.type, ())
@@ -95,7 +115,8 @@ def operand(spec: Any, against: FieldSpec | None, ctx: CompileContext, node: Any
     bases = [k for k in ("param", "field", "as_of") if k in spec]
     if unknown or len(bases) != 1:
         ctx.error(
-            node, key,
+            node,
+            key,
             f"{path}: an operand is a constant or a mapping with exactly one of param/field/as_of "
             f"(plus optional plus_days/minus_days/times); got keys {sorted(spec)}",
             f"{path}：操作数应为常量，或只含 param/field/as_of 之一的映射（可加 plus_days/minus_days/times）；实际键 {sorted(spec)}",
@@ -106,8 +127,14 @@ def operand(spec: Any, against: FieldSpec | None, ctx: CompileContext, node: Any
     kind: FieldType | None
     presence: tuple[Ref, ...] = ()
     if "param" in spec:
-        allowed = PARAM_FOR_FIELD.get(against.type, ()) if against is not None else ("decimal", "int", "string", "bool")
-        p = ctx.param(spec["param"], spec, "param", f"{path}.param", allowed or ("<none: compare times with fields>",))
+        allowed = (
+            PARAM_FOR_FIELD.get(against.type, ())
+            if against is not None
+            else ("decimal", "int", "string", "bool")
+        )
+        p = ctx.param(
+            spec["param"], spec, "param", f"{path}.param", allowed or ("<none: compare times with fields>",)
+        )
         if p is None:
             return None
         if against is None:
@@ -127,13 +154,25 @@ def operand(spec: Any, against: FieldSpec | None, ctx: CompileContext, node: Any
 
     offsets = [k for k in ("plus_days", "minus_days", "times") if k in spec]
     if len(offsets) > 1:
-        ctx.error(spec, offsets[1], f"{path}: use one of plus_days/minus_days/times", f"{path}：plus_days/minus_days/times 只能用一个", path)
+        ctx.error(
+            spec,
+            offsets[1],
+            f"{path}: use one of plus_days/minus_days/times",
+            f"{path}：plus_days/minus_days/times 只能用一个",
+            path,
+        )
         return None
     if not offsets:
         return Operand(base, kind, presence)
     mod = offsets[0]
     if isinstance(base, Const):
-        ctx.error(spec, mod, f"{path}: {mod} applies to a field or as_of, not a parameter", f"{path}：{mod} 只能用于字段或 as_of", path)
+        ctx.error(
+            spec,
+            mod,
+            f"{path}: {mod} applies to a field or as_of, not a parameter",
+            f"{path}：{mod} 只能用于字段或 as_of",
+            path,
+        )
         return None
     if mod in ("plus_days", "minus_days"):
         if kind is None or not kind.is_time:

@@ -64,7 +64,8 @@ def evaluate_encoded(
         return batch.evaluate(compiled, encoded, as_of_ms=as_of_ms, tz=tz, progress=progress)
     from rules.engine.stream import StreamEngine  # durable-rules loads only when asked for
 
-    return StreamEngine(compiled, tz=tz).evaluate_all(encoded, as_of_ms=as_of_ms)
+    verdicts: list[Verdict] = StreamEngine(compiled, tz=tz).evaluate_all(encoded, as_of_ms=as_of_ms)
+    return verdicts
 
 
 def evaluate_frames(
@@ -80,6 +81,12 @@ def evaluate_frames(
     as_of_ms = timestamp_ms(as_of)
     verdicts = sorted(evaluate_encoded(library, encoded, as_of_ms=as_of_ms, engine=engine, progress=progress))
     return describe(
-        verdicts, library.rules, typed, encoded, library.model.types, library.parameters,
-        as_of_ms=as_of_ms, tz=library.company.tz,
+        verdicts,
+        library.rules,
+        typed,
+        encoded,
+        library.model.types,
+        library.parameters,
+        as_of_ms=as_of_ms,
+        tz=library.company.tz,
     )

@@ -343,6 +343,8 @@ class GroundTruth:
             return
         if isinstance(details, str):
             details = pa.array([details] * n, type=pa.string())
+        elif isinstance(details, list | np.ndarray):
+            details = pa.array(list(details), type=pa.string())
         self._parts.append(
             pa.table(
                 {
@@ -359,7 +361,9 @@ class GroundTruth:
             empty = pa.array([], type=pa.string())
             return pa.table({"rule": empty, "record_type": empty, "record_id": empty, "detail": empty})
         table = pa.concat_tables(self._parts)
-        return table.sort_by([("rule", "ascending"), ("record_type", "ascending"), ("record_id", "ascending")])
+        return table.sort_by(
+            [("rule", "ascending"), ("record_type", "ascending"), ("record_id", "ascending")]
+        )
 
     def counts(self) -> dict[str, int]:
         out: dict[str, int] = {}

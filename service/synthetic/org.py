@@ -7,12 +7,13 @@ staff, so no clean record has an approver who is also its applicant.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 
-from service.synthetic.clock import Arr
+from service.synthetic.clock import MISSING, Arr
 
 # code, Chinese name, English name, staff weight
 DEPARTMENTS: tuple[tuple[str, str, str, int], ...] = (
@@ -82,12 +83,13 @@ CITIES = (
     "常州",
     "嘉兴",
 )
-BRANDS = (
+_BRANDS_TEXT = (
     "恒达 华信 鼎盛 瑞丰 金诚 宏远 东方 新源 博雅 中科 天成 盛世 永安 润泽 启航 嘉禾 佳美 德信 凯越 鸿运 "
     "长城 海纳 正泰 联创 汇通 众诚 华润 宝丰 锦程 鑫茂 安泰 同舟 明德 致远 卓越 祥和 荣昌 兴业 万达 银河 "
     "金桥 远景 晨光 沃土 泰和 聚源 弘毅 立信 通达 睿智 蓝海 和信 福瑞 开元 云帆 星辰 伟业 百川 华峰 中联 "
-    "创新 精工 科达 恒信 新华 国泰 建业 天宇 亚太 信达"
-).split()
+    "创新 精工 科达 恒信 新华 国泰 建业 天宇 亚太 信达 "
+)
+BRANDS = tuple(_BRANDS_TEXT.split())
 INDUSTRIES = (
     "电子科技",
     "信息技术",
@@ -167,7 +169,11 @@ def unique_companies(rng: np.random.Generator, n: int) -> list[str]:
 
 @dataclass
 class Org:
-    """People and roles. Every person is an index into `names`."""
+    """People and roles. Every person is an index into `names`.
+
+    Some ordinary staff joined during the period (the hires); they only appear on records from their
+    first day on. `random_staff(..., when=...)` draws someone employed at that instant.
+    """
 
     names: list[str]
     head: Arr  # per department: person index of the department head
@@ -180,18 +186,30 @@ class Org:
     staff_dept: Arr  # department of each staff member (same order as `staff`)
     staff_start: Arr  # per department: first position in `staff`
     staff_count: Arr  # per department: number of staff
+    joined: Arr  # per staff position: first day (epoch seconds), MISSING if employed before the period
+    hire_pos: Arr  # staff positions of the hires, in order of hiring
+    veterans: Arr  # person indices of staff employed before the period, grouped by department
+    veteran_start: Arr
+    veteran_count: Arr
 
-    def random_staff(self, rng: np.random.Generator, dept: Arr) -> Arr:
-        """A random ordinary staff member of each given department (person indices)."""
-        pos = self.staff_start[dept] + (rng.random(len(dept)) * self.staff_count[dept]).astype(np.int64)
+    def random_staff(self, rng: np.random.Generator, dept: Arr, when: Arr | None = None) -> Arr:
+        """A random ordinary staff member of each given department (employed at `when`, if given)."""
+        u = rng.random(len(dept))
+        pos = self.staff_start[dept] + (u * self.staff_count[dept]).astype(np.int64)
         out: Arr = self.staff[pos]
+        if when is not None:
+            joined = self.joined[pos]
+            late = (joined != MISSING) & (joined > when)
+            vpos = self.veteran_start[dept] + (u * self.veteran_count[dept]).astype(np.int64)
+            out = np.where(late, self.veterans[vpos], out)
         return out
 
-    def staff_of(self, rng: np.random.Generator, code: str, n: int) -> Arr:
-        return self.random_staff(rng, np.full(n, DEPT_INDEX[code], dtype=np.int64))
+    def staff_of(self, rng: np.random.Generator, code: str, n: int, when: Arr | None = None) -> Arr:
+        return self.random_staff(rng, np.full(n, DEPT_INDEX[code], dtype=np.int64), when)
 
 
-def build_org(rng: np.random.Generator, n_staff: int) -> Org:
+def build_org(rng: np.random.Generator, n_staff: int, n_hires: int, hire_times: Arr) -> Org:
+    """People, roles, and which staff joined during the period (at the given sorted `hire_times`)."""
     weights = np.array([d[3] for d in DEPARTMENTS], dtype=np.float64)
     counts = np.maximum(3, np.floor(weights / weights.sum() * n_staff)).astype(np.int64)
     n_roles = N_DEPTS + len(DIVISIONS) + 4
@@ -205,6 +223,14 @@ def build_org(rng: np.random.Generator, n_staff: int) -> Org:
     staff = np.arange(n_roles, len(names), dtype=np.int64)
     staff_dept = np.repeat(np.arange(N_DEPTS, dtype=np.int64), counts)
     starts = np.concatenate([[0], np.cumsum(counts)[:-1]]).astype(np.int64)
+    # hires: never the first member of a department, so every department keeps a veteran
+    hireable = np.ones(len(staff), dtype=bool)
+    hireable[starts] = False
+    hire_pos = rng.choice(np.flatnonzero(hireable), size=min(n_hires, int(hireable.sum())), replace=False)
+    joined = np.full(len(staff), MISSING, dtype=np.int64)
+    joined[hire_pos] = hire_times[: len(hire_pos)]
+    vet = np.flatnonzero(joined == MISSING)
+    vcounts = np.bincount(staff_dept[vet], minlength=N_DEPTS).astype(np.int64)
     return Org(
         names=names,
         head=head,
@@ -217,10 +243,15 @@ def build_org(rng: np.random.Generator, n_staff: int) -> Org:
         staff_dept=staff_dept,
         staff_start=starts,
         staff_count=counts,
+        joined=joined,
+        hire_pos=hire_pos,
+        veterans=staff[vet],
+        veteran_start=np.concatenate([[0], np.cumsum(vcounts)[:-1]]).astype(np.int64),
+        veteran_count=vcounts,
     )
 
 
-def dept_weights(spec: dict[str, float]) -> Any:
+def dept_weights(spec: Mapping[str, float]) -> Any:
     """A probability vector over DEPT_CODES from a partial mapping (unlisted departments: 0)."""
     w = np.array([spec.get(code, 0.0) for code in DEPT_CODES], dtype=np.float64)
     return w / w.sum()

@@ -1,0 +1,744 @@
+"""The streaming engine: each record is judged by durable-rules when it arrives, with its related
+records, and reaches exactly the verdicts of `rules.engine.batch`.
+
+The only module of zhidu that talks to durable-rules. One durable ruleset per record type holds
+every level of every rule of that type; each level's violation is normalised
+(`rules.engine.dnf`) into conjunctions, one durable rule each: the record pattern first, then
+the related records joined to it, then `none(...)` patterns.
+
+A *session* (a durable state id) judges a small group of records: their related records are
+fetched from a `RelatedSource`, the derived values (as-of time, period bounds, aggregates) are
+computed by `derive_columns` (the batch code) on the group's record frame, the related facts are
+asserted first and the record facts last (durable evaluates a `none` when the record arrives),
+the actions collect the matches, and the state is deleted.
+
+durable-rules 2.0.28 constraints this module works around (all verified against its C source):
+
+* The engine is global C state and not thread-safe: every call holds one module lock. No
+  durable `Host` is used, so no background dispatcher thread ever touches our rulesets.
+* A ruleset breaks for good past 1024 live state ids, and states, messages and properties are
+  looked up by a 32-bit FNV hash of their name only: sessions use a bounded pool of state ids
+  with distinct hashes and are always deleted; fact ids come from a list without hash
+  collisions; attribute names are checked for collisions.
+* `delete_state` frees an uninitialised action context unless an action has run in that
+  state: each session first asserts an *opener* fact whose (empty) action runs at once.
+* An action exception is swallowed by durable's Python layer: we drive the actions ourselves
+  (`start_action_for_state` / `complete_and_start_action`) and raise `StreamEngineError`.
+* A missing property fails a join (error 311): every fact carries every attribute a pattern
+  reads on its kind (values are encoded with sentinels and `__p` presence flags).
+* Facts with equal ids collide: ids are per session, never derived from content.
+* Rules match distinct facts by default (`dist`): we set `dist: 0`, as batch lets two aliases
+  bind the same record. `cap` delivers all matches of a rule in one action.
+* Strings compare with `strncmp` on the raw JSON text: they are hex-encoded UTF-8, whose order
+  is the code-point order Python uses. Numbers in exponent notation do not parse: floats are
+  written positionally. Equality on values that may be floats is written `>= & <=`, because a
+  hashed join compares an int and an equal float by their (different) text.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import re
+import threading
+import weakref
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from decimal import Decimal
+from itertools import count
+from typing import Any
+from zoneinfo import ZoneInfo
+
+import numpy as np
+import pandas as pd
+from durable import engine
+
+from rules.engine.batch import record_frame
+from rules.engine.derive import derive_columns
+from rules.engine.dnf import Conjunction, Pattern, UnsupportedCondition, normalise
+from rules.engine.encode import PRESENT_SUFFIX
+from rules.engine.related import FrameSource, RelatedSource
+from rules.engine.verdict import Verdict
+from rules.lang.ir import (
+    RECORD,
+    Aggregate,
+    And,
+    Arith,
+    Bool,
+    Cmp,
+    CompiledRule,
+    Const,
+    Derivation,
+    Exists,
+    Expr,
+    Node,
+    Not,
+    Or,
+    Present,
+    Ref,
+    Scalar,
+)
+
+_DRE: Any = engine.durable_rules_engine
+_LOCK = threading.RLock()  # serialises every durable call (re-entrant for the finalizer)
+
+REC = "$rec"  # the `t` of record facts
+_OPEN = "$open"  # the `t` of the opener fact
+_RESERVED = frozenset({"id", "sid", "t", "k"})
+_MAX_PATTERNS = 16  # MAX_MESSAGE_FRAMES: facts joined in one durable rule
+_MAX_PROPERTIES = 250  # MAX_OBJECT_PROPERTIES is 255, `id`/`sid`/`t`/`k` included
+_POOL_SIZE = 8
+_CAP = 100_000
+_OPS = {"ne": "$neq", "lt": "$lt", "le": "$lte", "gt": "$gt", "ge": "$gte"}
+_NOT_HANDLED, _OBSERVED = 1, 2
+
+ActionHook = Callable[[str, str, str], None]
+"""Called inside the durable action for every match: (rule id, severity, record id)."""
+
+
+class StreamEngineError(RuntimeError):
+    """durable-rules failed while judging records (`rule_id` when a rule's action failed)."""
+
+    def __init__(self, message: str, *, rule_id: str | None = None) -> None:
+        super().__init__(f"rule {rule_id}: {message}" if rule_id else message)
+        self.rule_id = rule_id
+
+
+# --- names durable identifies by hash --------------------------------------------------------
+
+
+def fnv1a32(text: str) -> int:
+    """durable's `fnv1Hash32` (it XORs signed chars)."""
+    h = 0x811C9DC5
+    for b in text.encode("utf-8"):
+        h ^= (b - 256 if b >= 128 else b) & 0xFFFFFFFF
+        h = (h * 16777619) & 0xFFFFFFFF
+    return h
+
+
+def _distinct_hashes(names: Iterable[str], *, taken: set[int] | None = None) -> list[str]:
+    seen = set(taken or ())
+    out = []
+    for name in names:
+        h = fnv1a32(name)
+        if h not in seen:
+            seen.add(h)
+            out.append(name)
+    return out
+
+
+_SIDS = tuple(_distinct_hashes(f"z{i}" for i in range(_POOL_SIZE * 2))[:_POOL_SIZE])
+
+
+class _FactIds:
+    """Fact ids with pairwise distinct hashes (durable identifies a message by its id's hash),
+    none colliding with a state fact's id (`sid-<sid>`)."""
+
+    def __init__(self) -> None:
+        self._ids: list[str] = []
+        self._hashes = {fnv1a32(f"sid-{sid}") for sid in _SIDS}
+        self._next = 0
+        self._lock = threading.Lock()
+
+    def first(self, n: int) -> list[str]:
+        if len(self._ids) < n:
+            with self._lock:
+                while len(self._ids) < n:
+                    candidate = format(self._next, "x")
+                    self._next += 1
+                    h = fnv1a32(candidate)
+                    if h not in self._hashes:
+                        self._hashes.add(h)
+                        self._ids.append(candidate)
+        return self._ids[:n]
+
+
+_FACT_IDS = _FactIds()
+
+
+# --- values as durable sees them ----------------------------------------------------------------
+
+
+def hex_string(value: str) -> str:
+    """Strings travel hex-encoded (UTF-8): no escapes, and byte order = code-point order."""
+    return value.encode("utf-8", "surrogatepass").hex()
+
+
+def _scalar(value: object) -> Scalar:
+    if isinstance(value, str):
+        return hex_string(value)
+    if isinstance(value, bool | np.bool_):
+        return int(value)
+    if isinstance(value, int | np.integer):
+        return int(value)
+    if isinstance(value, float | np.floating):
+        if not math.isfinite(value):
+            raise StreamEngineError(f"durable-rules cannot take the non-finite number {value!r}")
+        return float(value)
+    raise StreamEngineError(f"durable-rules cannot take the value {value!r} ({type(value).__name__})")
+
+
+def _float_text(value: float) -> str:
+    if not math.isfinite(value):
+        raise StreamEngineError(f"durable-rules cannot take the non-finite number {value!r}")
+    text = repr(value)
+    return format(Decimal(text), "f") if "e" in text else text  # durable rejects exponents
+
+
+def _json_values(values: np.ndarray) -> list[str]:
+    """A column as JSON value texts (strings hex-encoded, floats positional)."""
+    kind = values.dtype.kind
+    if kind in "iu":
+        return list(map(str, values.tolist()))
+    if kind == "b":
+        return ["1" if v else "0" for v in values.tolist()]
+    if kind == "f":
+        return [_float_text(v) for v in values.tolist()]
+    out = []
+    for v in values.tolist():
+        if isinstance(v, str):
+            out.append(f'"{hex_string(v)}"')
+        else:
+            scalar = _scalar(v)
+            out.append(_float_text(scalar) if isinstance(scalar, float) else str(scalar))
+    return out
+
+
+_EXPONENT = re.compile(r"(?<=[:\[,])(-?\d+(?:\.\d+)?[eE][+-]?\d+)(?=[,}\]])")
+
+
+def _positional(match: re.Match[str]) -> str:
+    return format(Decimal(match.group(1)), "f")
+
+
+def to_json(payload: object) -> str:
+    """JSON for durable: its parser rejects exponents (`1e-05`), so floats are positional.
+    (Our strings are hex or names without `+`/`-`, so the pattern only meets numbers.)"""
+    text = json.dumps(payload, ensure_ascii=False, separators=(",", ":"))
+    if "e-" in text or "e+" in text or "E" in text:
+        text = _EXPONENT.sub(_positional, text)
+    return text
+
+
+# --- compiling rules ------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class _Column:
+    column: str  # unprefixed field name (the record's derived frame is prefixed on read)
+
+
+@dataclass(frozen=True, slots=True)
+class _Computed:
+    column: str
+    op: str
+    const: int | float
+
+
+_Source = _Column | _Computed
+
+
+def _attr_name(field_name: str) -> str:
+    return f"{field_name}__f" if field_name in _RESERVED else field_name
+
+
+@dataclass(frozen=True, slots=True)
+class _Fetch:
+    """Fetch rows of `type` whose `field` is one of the values of `source_field` on the record
+    (`source` None) or on the rows fetched by step `source`; `field` None: every row."""
+
+    type: str
+    field: str | None
+    source: int | None
+    source_field: str
+    present_only: bool
+
+
+@dataclass
+class _Ruleset:
+    """One record type's durable ruleset and what judging a record needs."""
+
+    name: str
+    record_type: str
+    rules: list[tuple[int, CompiledRule]]
+    kinds: dict[str, dict[str, _Source]]  # fact kind (REC or a related type) -> attribute -> source
+    derivations: tuple[Derivation, ...]
+    fetches: list[_Fetch]
+    actions: dict[str, tuple[int, int]]  # durable rule name -> (rule index, level index)
+    definition: str
+    handle: int = 0
+    free_sids: list[str] = field(default_factory=lambda: list(reversed(_SIDS)))
+
+
+class _Builder:
+    """Translates conjunctions into durable patterns and records which attributes facts need."""
+
+    def __init__(self, float_fields: set[str]) -> None:
+        self.kinds: dict[str, dict[str, _Source]] = {REC: {}}
+        self.float_fields = float_fields  # record fields holding floats (aggregates)
+        self._computed: dict[tuple[str, _Computed], str] = {}
+
+    def attr(self, kind: str, field_name: str) -> str:
+        attrs = self.kinds.setdefault(kind, {})
+        name = _attr_name(field_name)
+        attrs.setdefault(name, _Column(field_name))
+        attrs.setdefault(name + PRESENT_SUFFIX, _Column(field_name + PRESENT_SUFFIX))
+        return name
+
+    def flag(self, kind: str, field_name: str) -> str:
+        return self.attr(kind, field_name) + PRESENT_SUFFIX
+
+    def computed(self, kind: str, expr: Arith) -> str:
+        source = _Computed(expr.ref.field, expr.op, expr.const)
+        key = (kind, source)
+        if key not in self._computed:
+            name = f"__x{len(self._computed)}"
+            self._computed[key] = name
+            self.kinds.setdefault(kind, {})[name] = source
+        return self._computed[key]
+
+    # expressions
+
+    def _is_float(self, expr: Expr, scopes: Mapping[str, tuple[str, str]]) -> bool:
+        if isinstance(expr, Const):
+            return isinstance(expr.value, float)
+        ref = expr.ref if isinstance(expr, Arith) else expr
+        if isinstance(expr, Arith) and isinstance(expr.const, float):
+            return True
+        return scopes[ref.scope][1] == REC and ref.field in self.float_fields
+
+    def _operand(self, expr: Expr, own: str, scopes: Mapping[str, tuple[str, str]]) -> Any:
+        if isinstance(expr, Const):
+            return _scalar(expr.value)
+        ref = expr.ref if isinstance(expr, Arith) else expr
+        name, kind = scopes[ref.scope]
+        target = {"$m": self.attr(kind, ref.field)} if ref.scope == own else {name: self.attr(kind, ref.field)}
+        if isinstance(expr, Ref):
+            return target
+        return {"$add" if expr.op == "+" else "$mul": {"$l": target, "$r": _scalar(expr.const)}}
+
+    def _cmp(self, node: Cmp, own: str, scopes: Mapping[str, tuple[str, str]]) -> dict[str, Any]:
+        kind = scopes[own][1]
+        left = node.left
+        if isinstance(left, Ref) and left.scope == own:
+            name = self.attr(kind, left.field)
+        elif isinstance(left, Arith) and left.ref.scope == own:
+            name = self.computed(kind, left)
+        else:
+            raise UnsupportedCondition(f"comparison {node} is not oriented on {own!r}")
+        right = self._operand(node.right, own, scopes)
+        if node.op == "eq":
+            if self._is_float(node.left, scopes) or self._is_float(node.right, scopes):
+                return {"$and": [{"$gte": {name: right}}, {"$lte": {name: right}}]}
+            return {name: right}
+        return {_OPS[node.op]: {name: right}}
+
+    def terms(self, node: Node, own: str, scopes: Mapping[str, tuple[str, str]]) -> list[Any]:
+        if isinstance(node, Bool):
+            if node.value:
+                return []
+            raise UnsupportedCondition("a false term survived normalisation")
+        if isinstance(node, And):
+            return [t for item in node.items for t in self.terms(item, own, scopes)]
+        if isinstance(node, Or):
+            return [{"$or": [_and(self.terms(item, own, scopes)) for item in node.items]}]
+        if isinstance(node, Present):
+            if node.ref.scope != own:
+                raise UnsupportedCondition(f"presence of {node.ref} inside the pattern of {own!r}")
+            return [{self.flag(scopes[own][1], node.ref.field): 0 if node.negated else 1}]
+        if isinstance(node, Cmp):
+            return [self._cmp(node, own, scopes)]
+        raise UnsupportedCondition(f"{type(node).__name__} inside a durable pattern")
+
+    def pattern(self, p: Pattern, scopes: Mapping[str, tuple[str, str]]) -> Any:
+        items: list[Any] = [{"t": p.type}]
+        for related_field, ref in p.keys:
+            outer, outer_kind = scopes[ref.scope]
+            # key present, equal to the outer value, and the outer value present (= this flag, 1)
+            items.append({self.flag(p.type, related_field): 1})
+            items.append({self.attr(p.type, related_field): {outer: self.attr(outer_kind, ref.field)}})
+            items.append({self.flag(p.type, related_field): {outer: self.flag(outer_kind, ref.field)}})
+        items += self.terms(p.terms, p.alias, scopes)
+        return _and(items)
+
+    def conjunction(self, conj: Conjunction) -> list[dict[str, Any]]:
+        if 1 + len(conj.positives) > _MAX_PATTERNS:
+            raise UnsupportedCondition(f"more than {_MAX_PATTERNS - 1} related records joined in one condition")
+        scopes: dict[str, tuple[str, str]] = {RECORD: ("r", REC)}
+        entries: list[dict[str, Any]] = [{"r": _and([{"t": REC}, *self.terms(conj.record_terms, RECORD, scopes)])}]
+        for i, p in enumerate(conj.positives):
+            scopes[p.alias] = (f"p{i}", p.type)
+            entries.append({f"p{i}": self.pattern(p, scopes)})
+        for i, n in enumerate(conj.negatives):
+            entries.append({f"n{i}$not": self.pattern(n, {**scopes, n.alias: (f"n{i}", n.type)})})
+        return entries
+
+
+def _and(items: list[Any]) -> Any:
+    return items[0] if len(items) == 1 else {"$and": items}
+
+
+def _exists_nodes(node: Node) -> Iterable[Exists]:
+    if isinstance(node, Exists):
+        yield node
+        yield from _exists_nodes(node.body)
+    elif isinstance(node, And | Or):
+        for item in node.items:
+            yield from _exists_nodes(item)
+    elif isinstance(node, Not):
+        yield from _exists_nodes(node.item)
+
+
+def _plan_fetches(node: Node, env: Mapping[str, int | None], steps: list[_Fetch]) -> None:
+    """Fetch steps for every Exists (nested ones from the candidates of their outer alias)."""
+    if isinstance(node, And | Or):
+        for item in node.items:
+            _plan_fetches(item, env, steps)
+    elif isinstance(node, Not):
+        _plan_fetches(node.item, env, steps)
+    elif isinstance(node, Exists):
+        if node.keys:
+            related_field, ref = node.keys[0]
+            if ref.scope not in env:
+                raise UnsupportedCondition(f"join key {node.alias}.{related_field} = {ref}: unknown scope")
+            step = _Fetch(node.type, related_field, env[ref.scope], ref.field, present_only=True)
+        else:
+            step = _Fetch(node.type, None, None, "", present_only=False)
+        if step not in steps:
+            steps.append(step)
+        _plan_fetches(node.body, {**env, node.alias: steps.index(step)}, steps)
+
+
+def _rename_record_field(node: Node, old: str, new: str) -> Node:
+    def expr(e: Expr) -> Expr:
+        if isinstance(e, Ref) and e.scope == RECORD and e.field == old:
+            return Ref(RECORD, new)
+        if isinstance(e, Arith) and e.ref.scope == RECORD and e.ref.field == old:
+            return Arith(Ref(RECORD, new), e.op, e.const)
+        return e
+
+    if isinstance(node, Cmp):
+        return Cmp(expr(node.left), node.op, expr(node.right))
+    if isinstance(node, Present):
+        return Present(Ref(RECORD, new), node.negated) if node.ref == Ref(RECORD, old) else node
+    if isinstance(node, And):
+        return And(tuple(_rename_record_field(i, old, new) for i in node.items))
+    if isinstance(node, Or):
+        return Or(tuple(_rename_record_field(i, old, new) for i in node.items))
+    if isinstance(node, Not):
+        return Not(_rename_record_field(node.item, old, new))
+    if isinstance(node, Exists):
+        keys = tuple((f, Ref(RECORD, new) if r == Ref(RECORD, old) else r) for f, r in node.keys)
+        shadowed = node.alias == RECORD
+        return Exists(node.alias, node.type, keys, node.body if shadowed else _rename_record_field(node.body, old, new))
+    return node
+
+
+def _unique_derivations(rules: Sequence[tuple[int, CompiledRule]]) -> tuple[list[CompiledRule], tuple[Derivation, ...]]:
+    """All rules' derivations on one frame; an aggregate name two rules define differently is
+    renamed for the later rule (in its conditions too)."""
+    by_name: dict[str, Aggregate] = {}
+    derivations: dict[Derivation, None] = {}
+    out: list[CompiledRule] = []
+    for index, rule in rules:
+        levels = rule.levels
+        own: list[Derivation] = []
+        for d in rule.derivations:
+            if isinstance(d, Aggregate) and by_name.get(d.name, d) != d:
+                new_name = f"{d.name}r{index}__"
+                levels = tuple(
+                    type(level)(level.severity, _rename_record_field(level.violation, d.name, new_name))
+                    for level in levels
+                )
+                d = Aggregate(new_name, d.parts)
+            if isinstance(d, Aggregate):
+                by_name[d.name] = d
+            own.append(d)
+        derivations.update(dict.fromkeys(own))
+        out.append(CompiledRule(rule.id, rule.record_type, levels, tuple(own)))
+    return out, tuple(derivations)
+
+
+def _check_attributes(kinds: Mapping[str, Mapping[str, _Source]]) -> None:
+    for kind, attrs in kinds.items():
+        names = [*sorted(_RESERVED), *attrs]
+        if len(names) > _MAX_PROPERTIES:
+            raise UnsupportedCondition(f"facts of {kind} would need {len(names)} attributes (durable allows 254)")
+        if len(_distinct_hashes(names)) != len(names):
+            raise UnsupportedCondition(f"two attribute names of {kind} collide in durable's hash: {names}")
+
+
+_RULESET_NUMBERS = count(1)
+
+
+def _compile(record_type: str, rules: Sequence[tuple[int, CompiledRule]]) -> _Ruleset:
+    renamed, derivations = _unique_derivations(rules)
+    float_fields = {d.name for d in derivations if isinstance(d, Aggregate)}
+    builder = _Builder(float_fields)
+    definition: dict[str, Any] = {"open": {"all": [{"m": {"t": _OPEN}}]}}
+    actions: dict[str, tuple[int, int]] = {}
+    fetches: list[_Fetch] = []
+    for (index, _), rule in zip(rules, renamed, strict=True):
+        try:
+            for d in rule.derivations:
+                if isinstance(d, Aggregate):
+                    for part in d.parts:
+                        if any(True for _ in _exists_nodes(part.where)):
+                            raise UnsupportedCondition("an aggregate filter with a related-record condition")
+                        if part.keys:
+                            step = _Fetch(part.type, part.keys[0][0], None, part.keys[0][1], present_only=False)
+                        else:
+                            step = _Fetch(part.type, None, None, "", present_only=False)
+                        if step not in fetches:
+                            fetches.append(step)
+            for li, level in enumerate(rule.levels):
+                _plan_fetches(level.violation, {RECORD: None}, fetches)
+                for ci, conj in enumerate(normalise(level.violation)):
+                    name = f"r{index}l{li}c{ci}"
+                    definition[name] = {"all": builder.conjunction(conj), "dist": 0, "cap": _CAP}
+                    actions[name] = (index, li)
+        except UnsupportedCondition as e:
+            raise UnsupportedCondition(f"rule {rule.id}: {e}") from e
+    _check_attributes(builder.kinds)
+    name = f"zhidu_{next(_RULESET_NUMBERS)}_{record_type}"
+    return _Ruleset(name, record_type, list(rules), builder.kinds, derivations, fetches, actions, to_json(definition))
+
+
+def _create(ruleset: _Ruleset) -> None:
+    with _LOCK:
+        try:
+            ruleset.handle = int(_DRE.create_ruleset(ruleset.name, ruleset.definition))
+        except Exception as e:  # attribute the failure (e.g. too many join terms) to a rule
+            definition = json.loads(ruleset.definition)
+            for rule_name, (index, _) in ruleset.actions.items():
+                try:
+                    handle = _DRE.create_ruleset(f"{ruleset.name}_probe", to_json({rule_name: definition[rule_name]}))
+                    _DRE.delete_ruleset(handle)
+                except Exception as inner:
+                    rule = dict(ruleset.rules)[index]
+                    raise UnsupportedCondition(f"rule {rule.id}: durable-rules rejects it ({inner})") from e
+            raise StreamEngineError(f"durable-rules rejected ruleset {ruleset.name}: {e}") from e
+
+
+def _delete_rulesets(handles: list[int]) -> None:
+    with _LOCK:
+        for handle in handles:
+            _DRE.delete_ruleset(handle)
+        handles.clear()
+
+
+# --- the engine -------------------------------------------------------------------------------------
+
+
+@dataclass
+class _Group:
+    ids: list[str]  # record ids (verdicts)
+    facts: list[str]  # JSON members of each fact: related facts first, record facts last
+
+
+class StreamEngine:
+    """Judges records one small group at a time with durable-rules; verdicts equal batch's."""
+
+    def __init__(
+        self,
+        rules: Sequence[CompiledRule],
+        *,
+        tz: ZoneInfo,
+        group_size: int = 64,
+        action_hook: ActionHook | None = None,
+    ) -> None:
+        if group_size < 1:
+            raise ValueError("group_size must be at least 1")
+        self.rules = list(rules)
+        self.tz = tz
+        self.group_size = group_size
+        self._hook = action_hook
+        by_type: dict[str, list[tuple[int, CompiledRule]]] = {}
+        for index, rule in enumerate(self.rules):
+            by_type.setdefault(rule.record_type, []).append((index, rule))
+        self._rulesets = {t: _compile(t, rs) for t, rs in by_type.items()}
+        self._handles: list[int] = []
+        self._finalizer = weakref.finalize(self, _delete_rulesets, self._handles)
+        for ruleset in self._rulesets.values():
+            _create(ruleset)
+            self._handles.append(ruleset.handle)
+
+    def close(self) -> None:
+        """Free the durable rulesets (also done when the engine is garbage-collected)."""
+        self._finalizer()
+
+    def __enter__(self) -> StreamEngine:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    @property
+    def ruleset_names(self) -> dict[str, str]:
+        return {t: r.name for t, r in self._rulesets.items()}
+
+    # public API
+
+    def evaluate(
+        self, record_type: str, subjects: pd.DataFrame, source: RelatedSource, *, as_of_ms: int
+    ) -> list[Verdict]:
+        """Verdicts for `subjects` (encoded, unprefixed records of `record_type`), in rule order
+        then record order, each at the highest level that holds (as `batch.evaluate_rule`)."""
+        found = self._evaluate(record_type, subjects, source, as_of_ms)
+        return [v for _, vs in sorted(found.items()) for v in vs]
+
+    def evaluate_all(self, encoded: Mapping[str, pd.DataFrame], *, as_of_ms: int) -> list[Verdict]:
+        """Every record of every type, fed in arrival order in small groups; verdicts in rule order
+        then record order (the order of `batch.evaluate`)."""
+        source = FrameSource(encoded)
+        found: dict[int, list[Verdict]] = {}
+        for record_type, subjects in encoded.items():
+            if record_type in self._rulesets:
+                found.update(self._evaluate(record_type, subjects, source, as_of_ms))
+        return [v for _, vs in sorted(found.items()) for v in vs]
+
+    # judging
+
+    def _evaluate(
+        self, record_type: str, subjects: pd.DataFrame, source: RelatedSource, as_of_ms: int
+    ) -> dict[int, list[Verdict]]:
+        ruleset = self._rulesets.get(record_type)
+        if ruleset is None or len(subjects) == 0:
+            return {}
+        if not self._handles:
+            raise StreamEngineError("the engine is closed")
+        subjects = subjects.reset_index(drop=True)
+        best: dict[tuple[int, int], int] = {}  # (rule index, subject position) -> level index
+        for start in range(0, len(subjects), self.group_size):
+            group = subjects.iloc[start : start + self.group_size]
+            prepared = self._prepare(ruleset, group, source, as_of_ms)
+            for rule_index, level, k in self._judge(ruleset, prepared):
+                key = (rule_index, start + k)
+                if best.get(key, -1) < level:
+                    best[key] = level
+        ids = subjects["id"].to_numpy()
+        out: dict[int, list[Verdict]] = {index: [] for index, _ in ruleset.rules}
+        for (rule_index, position), level in sorted(best.items()):
+            rule = self.rules[rule_index]
+            out[rule_index].append(Verdict(rule.id, rule.record_type, str(ids[position]), rule.levels[level].severity))
+        return out
+
+    def _fetch(self, ruleset: _Ruleset, records: pd.DataFrame, source: RelatedSource) -> dict[str, pd.DataFrame]:
+        candidates: list[pd.DataFrame] = []
+        for step in ruleset.fetches:
+            base, column = (
+                (records, f"{RECORD}.{step.source_field}")
+                if step.source is None
+                else (candidates[step.source], step.source_field)
+            )
+            if step.field is None or column not in base.columns:
+                rows = source.scan(step.type)
+            else:
+                values = base[column].to_numpy()
+                if step.present_only:
+                    values = values[base[column + PRESENT_SUFFIX].to_numpy() == 1]
+                unique = pd.unique(values).tolist() if len(values) else []
+                rows = source.fetch(step.type, step.field, unique) if unique else pd.DataFrame()
+            candidates.append(rows)
+        fetched: dict[str, pd.DataFrame] = {}
+        for step, rows in zip(ruleset.fetches, candidates, strict=True):
+            if len(rows) == 0:
+                continue
+            previous = fetched.get(step.type)
+            if previous is None:
+                fetched[step.type] = rows
+            else:
+                both = pd.concat([previous, rows])
+                fetched[step.type] = both[~both.index.duplicated()]
+        return fetched
+
+    def _prepare(self, ruleset: _Ruleset, group: pd.DataFrame, source: RelatedSource, as_of_ms: int) -> _Group:
+        records = record_frame(group.reset_index(drop=True))
+        related = self._fetch(ruleset, records, source)
+        derived = derive_columns(records, ruleset.derivations, as_of_ms=as_of_ms, tz=self.tz, related=related)
+        facts: list[str] = []
+        for kind, attrs in ruleset.kinds.items():
+            if kind != REC and kind in related:
+                facts += _fact_bodies(related[kind], attrs, "", kind)
+        records = _fact_bodies(derived, ruleset.kinds[REC], f"{RECORD}.", REC)
+        facts += [f'{body},"k":{k}' for k, body in enumerate(records)]
+        return _Group([str(i) for i in group["id"].to_numpy()], facts)
+
+    def _judge(self, ruleset: _Ruleset, group: _Group) -> list[tuple[int, int, int]]:
+        """Run one durable session: opener, related facts, record facts; collect the matches."""
+        matches: list[tuple[int, int, int]] = []
+        ids = _FACT_IDS.first(len(group.facts) + 1)
+        with _LOCK:
+            if not ruleset.free_sids:
+                raise StreamEngineError(f"no durable state id left for {ruleset.name}")
+            sid = ruleset.free_sids.pop()
+            opened = False
+            try:
+                code, state = _DRE.assert_fact(ruleset.handle, to_json({"id": ids[0], "sid": sid, "t": _OPEN}))
+                self._drain(ruleset, state, group, matches)  # runs the opener: the state can be deleted
+                opened = True
+                payload = ",".join(
+                    f'{{"id":"{fact_id}","sid":"{sid}",{body}}}' for fact_id, body in zip(ids[1:], group.facts, strict=True)
+                )
+                code, state = _DRE.assert_facts(ruleset.handle, f"[{payload}]")
+                if code == _OBSERVED:
+                    raise StreamEngineError(f"durable saw a fact id twice in {ruleset.name}")
+                if code not in (0, _NOT_HANDLED):
+                    raise StreamEngineError(f"durable deferred the facts of {ruleset.name} (code {code})")
+                self._drain(ruleset, state, group, matches)
+            finally:
+                if opened:
+                    _DRE.delete_state(ruleset.handle, sid)
+                    ruleset.free_sids.append(sid)
+                # else: the state may hold an uninitialised action context that `delete_state`
+                # would free; the id is retired (the pool is bounded, the ruleset stays usable)
+        return matches
+
+    def _drain(self, ruleset: _Ruleset, state: int, group: _Group, matches: list[tuple[int, int, int]]) -> None:
+        result = _DRE.start_action_for_state(ruleset.handle, state)
+        while result is not None:
+            messages: dict[str, Any] = json.loads(result[1] if isinstance(result, tuple) else result)
+            for action, frames in messages.items():
+                if action == "open":
+                    continue
+                rule_index, level = ruleset.actions[action]
+                rule = self.rules[rule_index]
+                try:
+                    for frame in frames if isinstance(frames, list) else [frames]:
+                        k = int(frame["r"]["k"])
+                        matches.append((rule_index, level, k))
+                        if self._hook is not None:
+                            self._hook(rule.id, rule.levels[level].severity, group.ids[k])
+                except Exception as e:
+                    _DRE.abandon_action(ruleset.handle, state)
+                    raise StreamEngineError(f"action failed: {e!r}", rule_id=rule.id) from e
+            result = _DRE.complete_and_start_action(ruleset.handle, state)
+
+
+def _fact_bodies(frame: pd.DataFrame, attrs: Mapping[str, _Source], prefix: str, fact_kind: str) -> list[str]:
+    """For each row, the JSON members of its fact (`"t":...,"attr":value,...`): every attribute
+    the patterns read on this kind. `id` and `sid` are added per session."""
+    columns: list[list[str]] = [[f'"t":{json.dumps(fact_kind)}'] * len(frame)]
+    for name, source in attrs.items():
+        try:
+            values = frame[prefix + source.column].to_numpy()
+        except KeyError as e:
+            raise StreamEngineError(f"the records of {fact_kind} have no field {source.column!r}") from e
+        if isinstance(source, _Computed):  # the same arithmetic as the batch engine
+            values = values + source.const if source.op == "+" else values * source.const
+        key = f'"{name}":'
+        columns.append([key + v for v in _json_values(np.asarray(values))])
+    return [",".join(row) for row in zip(*columns, strict=True)]
+
+
+__all__ = [
+    "ActionHook",
+    "FrameSource",
+    "RelatedSource",
+    "StreamEngine",
+    "StreamEngineError",
+    "UnsupportedCondition",
+    "fnv1a32",
+    "hex_string",
+    "to_json",
+]

@@ -1,0 +1,149 @@
+"""`make bench`: speed and memory of zhidu's main paths, printed as a table and written to
+bench-results.json. Each measurement runs in a fresh subprocess so its peak RSS is its own.
+
+Environment: BENCH_RECORDS (default 1_000_000), BENCH_STREAM_RECORDS (default 20_000).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import resource
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parents[1]
+RECORDS = int(os.environ.get("BENCH_RECORDS", "1000000"))
+STREAM_RECORDS = int(os.environ.get("BENCH_STREAM_RECORDS", "20000"))
+
+
+def peak_rss_mb() -> float:
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
+def measure_generate(out: str, records: int) -> dict[str, Any]:
+    from service.synthetic import generate
+
+    start = time.perf_counter()
+    manifest = generate(Path(out), records=records, seed=1, fmt="parquet")
+    elapsed = time.perf_counter() - start
+    size = sum(p.stat().st_size for p in Path(out).glob("*.parquet"))
+    return {"records": manifest.records_written_total, "seconds": elapsed, "disk_mb": size / 2**20, "peak_rss_mb": peak_rss_mb()}
+
+
+def _load(data: str) -> tuple[Any, Any, Any]:
+    import pandas as pd
+
+    from rules.readers import read_data_dir
+    from service.evaluation.service import encode_all, load_policy_library
+    from service.settings import Settings
+
+    library = load_policy_library(Settings())
+    dataset = read_data_dir(Path(data), library.model, library.company.tz)
+    manifest = json.loads((Path(data) / "manifest.json").read_text())
+    return library, dataset, (encode_all(library, dataset.frames), pd.Timestamp(manifest["as_of"]))
+
+
+def measure_batch(data: str) -> dict[str, Any]:
+    from rules.engine import batch
+    from rules.engine.encode import timestamp_ms
+
+    start = time.perf_counter()
+    library, dataset, (encoded, as_of) = _load(data)
+    read_seconds = time.perf_counter() - start
+    data_mb = sum(f.memory_usage(deep=True).sum() for f in dataset.frames.values()) / 2**20
+    rss_before = peak_rss_mb()
+    start = time.perf_counter()
+    verdicts = batch.evaluate([r.compiled for r in library.rules], encoded, as_of_ms=timestamp_ms(as_of), tz=library.company.tz)
+    seconds = time.perf_counter() - start
+    records = sum(len(f) for f in dataset.frames.values())
+    return {
+        "records": records, "read_validate_seconds": read_seconds, "evaluate_seconds": seconds,
+        "verdicts": len(verdicts), "data_mb_in_memory": data_mb, "peak_rss_mb": peak_rss_mb(),
+        "rss_before_evaluate_mb": rss_before, "rss_over_data": peak_rss_mb() / data_mb if data_mb else None,
+    }
+
+
+def measure_stream(data: str, limit: int) -> dict[str, Any]:
+    from durable import lang
+
+    from rules.engine.encode import timestamp_ms
+    from rules.engine.related import FrameSource
+    from rules.engine.stream import StreamEngine
+
+    library, _dataset, (encoded, as_of) = _load(data)
+    claims = encoded["expense_claim"].head(limit)
+    # Raw durable-rules: one threshold rule, one assert per record, in the same process.
+    hits: list[str] = []
+    with lang.ruleset("bench_raw"):
+        @lang.when_all(lang.m.amount > 500000)
+        def _over(c: Any) -> None:
+            hits.append(c.m.id)
+    rows = claims[["id", "amount"]].to_dict("records")
+    start = time.perf_counter()
+    for i, row in enumerate(rows):
+        sid = str(i % 512)
+        lang.assert_fact("bench_raw", {"sid": sid, "id": row["id"], "amount": int(row["amount"])})
+        lang.delete_state("bench_raw", sid)
+    raw_rate = len(rows) / (time.perf_counter() - start)
+    engine = StreamEngine([r.compiled for r in library.rules], tz=library.company.tz)
+    source = FrameSource(encoded)
+    start = time.perf_counter()
+    engine.evaluate("expense_claim", claims, source, as_of_ms=timestamp_ms(as_of))
+    full_rate = len(claims) / (time.perf_counter() - start)
+    per_type = {}
+    for rtype, frame in encoded.items():
+        subset = frame.head(max(1, limit // 10))
+        start = time.perf_counter()
+        engine.evaluate(rtype, subset, source, as_of_ms=timestamp_ms(as_of))
+        per_type[rtype] = len(subset) / (time.perf_counter() - start)
+    return {"records": len(claims), "raw_durable_records_per_s": raw_rate, "engine_records_per_s": full_rate,
+            "ratio": full_rate / raw_rate, "engine_records_per_s_by_type": per_type}
+
+
+def run_child(name: str, *args: str) -> dict[str, Any]:
+    proc = subprocess.run([sys.executable, "-m", "tests.bench", "--child", name, *args], cwd=ROOT, capture_output=True, text=True, check=False)
+    if proc.returncode != 0:
+        raise SystemExit(f"benchmark {name} failed:\n{proc.stdout}\n{proc.stderr}")
+    result: dict[str, Any] = json.loads(proc.stdout.strip().splitlines()[-1])
+    return result
+
+
+def main() -> None:
+    results: dict[str, Any] = {"records_requested": RECORDS}
+    with tempfile.TemporaryDirectory() as tmp:
+        data = str(Path(tmp) / "company")
+        results["generate"] = run_child("generate", data, str(RECORDS))
+        results["batch"] = run_child("batch", data)
+        results["stream"] = run_child("stream", data, str(STREAM_RECORDS))
+    g, b, s = results["generate"], results["batch"], results["stream"]
+    rows = [
+        ("generate", f"{g['records']:,} records", f"{g['seconds']:.1f} s", "goal < 60 s"),
+        ("read + validate", f"{b['records']:,} records", f"{b['read_validate_seconds']:.1f} s", ""),
+        ("batch engine, full library", f"{b['verdicts']:,} verdicts", f"{b['evaluate_seconds']:.1f} s", "goal ≤ 10 s"),
+        ("batch peak RSS", f"{b['peak_rss_mb']:.0f} MB", f"{b['rss_over_data']:.1f} × data in memory ({b['data_mb_in_memory']:.0f} MB)", "goal ≤ 3×"),
+        ("stream engine, full library", f"{s['engine_records_per_s']:,.0f} rec/s", f"raw durable {s['raw_durable_records_per_s']:,.0f} rec/s", f"ratio {s['ratio']:.2f} (goal ≥ 0.5)"),
+    ]
+    width = [max(len(r[i]) for r in rows) for i in range(4)]
+    for r in rows:
+        print("  ".join(c.ljust(w) for c, w in zip(r, width, strict=True)))
+    (ROOT / "bench-results.json").write_text(json.dumps(results, indent=2, ensure_ascii=False), encoding="utf-8")
+    print(f"written to {ROOT / 'bench-results.json'}")
+
+
+if __name__ == "__main__":
+    if len(sys.argv) > 2 and sys.argv[1] == "--child":
+        name, args = sys.argv[2], sys.argv[3:]
+        if name == "generate":
+            out = measure_generate(args[0], int(args[1]))
+        elif name == "batch":
+            out = measure_batch(args[0])
+        else:
+            out = measure_stream(args[0], int(args[1]))
+        print(json.dumps(out))
+    else:
+        main()
