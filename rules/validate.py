@@ -575,11 +575,16 @@ def validate_frame(
     raw = raw.reset_index(drop=True)
     all_rows = list(range(first_row, first_row + total))
     col_problems, drop = _column_problems(rt, raw, source)
-    if col_problems:
-        return Validated(empty_frame(rt), col_problems, all_rows, total)
-    keep = [pos for pos in range(len(raw.columns)) if pos not in drop]
+    # With a bad header the file is rejected whole, but the cells of the columns that are known
+    # are still checked, so the user sees every problem of the file at once.
+    names = [("" if c is None else str(c)).strip() for c in raw.columns]
+    keep = [
+        pos
+        for pos, name in enumerate(names)
+        if pos not in drop and (not col_problems or (name in rt.fields and names.count(name) == 1))
+    ]
     raw = raw.iloc[:, keep]
-    raw.columns = pd.Index([str(c).strip() for c in raw.columns])
+    raw.columns = pd.Index([names[pos] for pos in keep])
 
     columns: dict[str, pd.Series[Any]] = {}
     failures: list[tuple[FieldSpec, pd.Series[Any], _Parsed]] = []
@@ -617,6 +622,8 @@ def validate_frame(
     frame = pd.DataFrame(columns).astype({name: dtype_of(spec) for name, spec in rt.fields.items()})
     frame = frame.iloc[valid]
     frame.index = pd.Index(valid + (first_row - 1))
+    if col_problems:
+        return Validated(empty_frame(rt), col_problems + [p for _, _, p in problems], all_rows, total)
     rejected = (np.flatnonzero(bad_row) + first_row).tolist()
     return Validated(frame, [p for _, _, p in problems], rejected, total)
 

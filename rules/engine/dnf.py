@@ -56,7 +56,7 @@ from rules.lang.ir import (
 MAX_CONJUNCTIONS = 64
 
 
-class UnsupportedCondition(ValueError):
+class UnsupportedCondition(ValueError):  # noqa: N818 (the name the rule loader reports)
     """The condition cannot be run by the streaming engine (the message says why)."""
 
 

@@ -39,7 +39,6 @@ from __future__ import annotations
 
 import json
 import math
-import re
 import threading
 import weakref
 from collections.abc import Callable, Iterable, Mapping, Sequence
@@ -66,6 +65,7 @@ from rules.lang.ir import (
     Arith,
     Bool,
     Cmp,
+    CompiledLevel,
     CompiledRule,
     Const,
     Derivation,
@@ -76,7 +76,8 @@ from rules.lang.ir import (
     Or,
     Present,
     Ref,
-    Scalar,
+    scopes_of,
+    simplify,
 )
 
 _DRE: Any = engine.durable_rules_engine
@@ -158,22 +159,35 @@ _FACT_IDS = _FactIds()
 
 # --- values as durable sees them ----------------------------------------------------------------
 
+# durable compares strings with strncmp over the raw JSON text, up to the longer length: a string
+# that is a prefix of another is compared with the other's next byte against the closing quote
+# (0x22). Characters below `$` (0x24) and the JSON specials are therefore escaped into tokens that
+# keep the code-point order: c < 0x24 -> "#" + chr(0x24 + c); "[" -> "[$"; "\" -> "[%". Tokens are
+# prefix-free and every byte is >= 0x24, so the byte order of the result is the code-point order
+# of the original (UTF-8 is order-preserving), and the text needs no JSON escape.
+_ESCAPES: dict[int, str] = {c: "#" + chr(0x24 + c) for c in range(0x24)}
+_ESCAPES[ord("[")] = "[$"
+_ESCAPES[ord("\\")] = "[%"
+_TABLE = str.maketrans(_ESCAPES)
 
-def hex_string(value: str) -> str:
-    """Strings travel hex-encoded (UTF-8): no escapes, and byte order = code-point order."""
-    return value.encode("utf-8", "surrogatepass").hex()
+
+def durable_string(value: str) -> str:
+    """A string as durable compares it (see above); byte order = Python's code-point order."""
+    out = value.translate(_TABLE)
+    if not out.isascii():
+        try:
+            out.encode("utf-8")
+        except UnicodeEncodeError as e:  # a lone surrogate cannot travel as UTF-8
+            raise StreamEngineError(f"durable-rules cannot take the string {value!r}") from e
+    return out
 
 
-def _scalar(value: object) -> Scalar:
-    if isinstance(value, str):
-        return hex_string(value)
+def _number(value: object) -> int | float:
     if isinstance(value, bool | np.bool_):
         return int(value)
     if isinstance(value, int | np.integer):
         return int(value)
     if isinstance(value, float | np.floating):
-        if not math.isfinite(value):
-            raise StreamEngineError(f"durable-rules cannot take the non-finite number {value!r}")
         return float(value)
     raise StreamEngineError(f"durable-rules cannot take the value {value!r} ({type(value).__name__})")
 
@@ -185,39 +199,36 @@ def _float_text(value: float) -> str:
     return format(Decimal(text), "f") if "e" in text else text  # durable rejects exponents
 
 
-def _json_values(values: np.ndarray) -> list[str]:
-    """A column as JSON value texts (strings hex-encoded, floats positional)."""
+def _value_text(value: object) -> str:
+    """One value as durable JSON text."""
+    if isinstance(value, str):
+        return f'"{durable_string(value)}"'
+    number = _number(value)
+    return _float_text(number) if isinstance(number, float) else str(number)
+
+
+def _column_texts(values: np.ndarray, prefix: str) -> list[str]:
+    """`prefix` + the JSON text of each value of a column."""
     kind = values.dtype.kind
     if kind in "iu":
-        return list(map(str, values.tolist()))
+        return [prefix + v for v in map(str, values.tolist())]
     if kind == "b":
-        return ["1" if v else "0" for v in values.tolist()]
+        return [prefix + ("1" if v else "0") for v in values.tolist()]
     if kind == "f":
-        return [_float_text(v) for v in values.tolist()]
-    out = []
-    for v in values.tolist():
-        if isinstance(v, str):
-            out.append(f'"{hex_string(v)}"')
-        else:
-            scalar = _scalar(v)
-            out.append(_float_text(scalar) if isinstance(scalar, float) else str(scalar))
-    return out
+        return [prefix + _float_text(v) for v in values.tolist()]
+    codes, uniques = pd.factorize(values, use_na_sentinel=False)  # encode each distinct value once
+    texts = np.array([prefix + _value_text(v) for v in uniques], dtype=object)
+    return texts[codes].tolist()  # type: ignore[no-any-return]
 
 
-_EXPONENT = re.compile(r"(?<=[:\[,])(-?\d+(?:\.\d+)?[eE][+-]?\d+)(?=[,}\]])")
-
-
-def _positional(match: re.Match[str]) -> str:
-    return format(Decimal(match.group(1)), "f")
-
-
-def to_json(payload: object) -> str:
-    """JSON for durable: its parser rejects exponents (`1e-05`), so floats are positional.
-    (Our strings are hex or names without `+`/`-`, so the pattern only meets numbers.)"""
-    text = json.dumps(payload, ensure_ascii=False, separators=(",", ":"))
-    if "e-" in text or "e+" in text or "E" in text:
-        text = _EXPONENT.sub(_positional, text)
-    return text
+def dumps(payload: object) -> str:
+    """JSON as durable parses it: strings as `durable_string`, floats positional (its parser
+    rejects exponents such as `1e-05`), no whitespace."""
+    if isinstance(payload, dict):
+        return "{" + ",".join(f"{json.dumps(k)}:{dumps(v)}" for k, v in payload.items()) + "}"
+    if isinstance(payload, list | tuple):
+        return "[" + ",".join(dumps(v) for v in payload) + "]"
+    return _value_text(payload)
 
 
 # --- compiling rules ------------------------------------------------------------------------------
@@ -225,7 +236,7 @@ def to_json(payload: object) -> str:
 
 @dataclass(frozen=True, slots=True)
 class _Column:
-    column: str  # unprefixed field name (the record's derived frame is prefixed on read)
+    column: str  # unprefixed column name (the record's derived frame is prefixed on read)
 
 
 @dataclass(frozen=True, slots=True)
@@ -236,10 +247,6 @@ class _Computed:
 
 
 _Source = _Column | _Computed
-
-
-def _attr_name(field_name: str) -> str:
-    return f"{field_name}__f" if field_name in _RESERVED else field_name
 
 
 @dataclass(frozen=True, slots=True)
@@ -262,62 +269,69 @@ class _Ruleset:
     record_type: str
     rules: list[tuple[int, CompiledRule]]
     kinds: dict[str, dict[str, _Source]]  # fact kind (REC or a related type) -> attribute -> source
+    codes: dict[str, str]  # fact kind -> its `t`
     derivations: tuple[Derivation, ...]
     fetches: list[_Fetch]
     actions: dict[str, tuple[int, int]]  # durable rule name -> (rule index, level index)
-    definition: str
+    definition: dict[str, Any]  # durable's JSON ruleset
     handle: int = 0
     free_sids: list[str] = field(default_factory=lambda: list(reversed(_SIDS)))
 
 
+_Scopes = Mapping[str, tuple[str, str]]  # IR scope -> (durable alias, fact kind)
+
+
 class _Builder:
-    """Translates conjunctions into durable patterns and records which attributes facts need."""
+    """Translates conjunctions into durable patterns and records which attributes facts need.
+    Attributes get short names (durable hashes every property name of every fact) and a fact
+    carries only what some pattern reads on its kind."""
 
     def __init__(self, float_fields: set[str]) -> None:
         self.kinds: dict[str, dict[str, _Source]] = {REC: {}}
+        self.codes: dict[str, str] = {REC: REC}
         self.float_fields = float_fields  # record fields holding floats (aggregates)
-        self._computed: dict[tuple[str, _Computed], str] = {}
+        self._names: dict[_Source, str] = {}
 
-    def attr(self, kind: str, field_name: str) -> str:
-        attrs = self.kinds.setdefault(kind, {})
-        name = _attr_name(field_name)
-        attrs.setdefault(name, _Column(field_name))
-        attrs.setdefault(name + PRESENT_SUFFIX, _Column(field_name + PRESENT_SUFFIX))
+    def code(self, kind: str) -> str:
+        if kind not in self.codes:
+            self.codes[kind] = f"T{len(self.codes)}"
+        return self.codes[kind]
+
+    def _register(self, kind: str, source: _Source) -> str:
+        name = self._names.setdefault(source, f"a{len(self._names)}")
+        self.kinds.setdefault(kind, {})[name] = source
         return name
 
+    def attr(self, kind: str, field_name: str) -> str:
+        return self._register(kind, _Column(field_name))
+
     def flag(self, kind: str, field_name: str) -> str:
-        return self.attr(kind, field_name) + PRESENT_SUFFIX
+        return self._register(kind, _Column(field_name + PRESENT_SUFFIX))
 
     def computed(self, kind: str, expr: Arith) -> str:
-        source = _Computed(expr.ref.field, expr.op, expr.const)
-        key = (kind, source)
-        if key not in self._computed:
-            name = f"__x{len(self._computed)}"
-            self._computed[key] = name
-            self.kinds.setdefault(kind, {})[name] = source
-        return self._computed[key]
+        return self._register(kind, _Computed(expr.ref.field, expr.op, expr.const))
 
     # expressions
 
-    def _is_float(self, expr: Expr, scopes: Mapping[str, tuple[str, str]]) -> bool:
+    def _is_float(self, expr: Expr, scopes: _Scopes) -> bool:
         if isinstance(expr, Const):
             return isinstance(expr.value, float)
-        ref = expr.ref if isinstance(expr, Arith) else expr
         if isinstance(expr, Arith) and isinstance(expr.const, float):
             return True
+        ref = expr.ref if isinstance(expr, Arith) else expr
         return scopes[ref.scope][1] == REC and ref.field in self.float_fields
 
-    def _operand(self, expr: Expr, own: str, scopes: Mapping[str, tuple[str, str]]) -> Any:
+    def _operand(self, expr: Expr, own: str, scopes: _Scopes) -> Any:
         if isinstance(expr, Const):
-            return _scalar(expr.value)
+            return expr.value
         ref = expr.ref if isinstance(expr, Arith) else expr
         name, kind = scopes[ref.scope]
         target = {"$m": self.attr(kind, ref.field)} if ref.scope == own else {name: self.attr(kind, ref.field)}
         if isinstance(expr, Ref):
             return target
-        return {"$add" if expr.op == "+" else "$mul": {"$l": target, "$r": _scalar(expr.const)}}
+        return {"$add" if expr.op == "+" else "$mul": {"$l": target, "$r": expr.const}}
 
-    def _cmp(self, node: Cmp, own: str, scopes: Mapping[str, tuple[str, str]]) -> dict[str, Any]:
+    def _cmp(self, node: Cmp, own: str, scopes: _Scopes) -> dict[str, Any]:
         kind = scopes[own][1]
         left = node.left
         if isinstance(left, Ref) and left.scope == own:
@@ -333,39 +347,46 @@ class _Builder:
             return {name: right}
         return {_OPS[node.op]: {name: right}}
 
-    def terms(self, node: Node, own: str, scopes: Mapping[str, tuple[str, str]]) -> list[Any]:
-        if isinstance(node, Bool):
-            if node.value:
-                return []
-            raise UnsupportedCondition("a false term survived normalisation")
+    def _expr(self, node: Node, own: str, scopes: _Scopes) -> Any:
         if isinstance(node, And):
-            return [t for item in node.items for t in self.terms(item, own, scopes)]
+            return _and([self._expr(item, own, scopes) for item in node.items])
         if isinstance(node, Or):
-            return [{"$or": [_and(self.terms(item, own, scopes)) for item in node.items]}]
+            return {"$or": [self._expr(item, own, scopes) for item in node.items]}
         if isinstance(node, Present):
             if node.ref.scope != own:
                 raise UnsupportedCondition(f"presence of {node.ref} inside the pattern of {own!r}")
-            return [{self.flag(scopes[own][1], node.ref.field): 0 if node.negated else 1}]
+            return {self.flag(scopes[own][1], node.ref.field): 0 if node.negated else 1}
         if isinstance(node, Cmp):
-            return [self._cmp(node, own, scopes)]
+            return self._cmp(node, own, scopes)
         raise UnsupportedCondition(f"{type(node).__name__} inside a durable pattern")
 
-    def pattern(self, p: Pattern, scopes: Mapping[str, tuple[str, str]]) -> Any:
-        items: list[Any] = [{"t": p.type}]
+    def _items(self, kind: str, own: str, node: Node, scopes: _Scopes, joins: list[Any]) -> Any:
+        """`t`, then the tests on the fact alone in a canonical order (patterns with common tests
+        share durable's alpha nodes), then the join tests (in the given order)."""
+        conjuncts = [] if isinstance(node, Bool) else list(node.items) if isinstance(node, And) else [node]
+        if isinstance(node, Bool) and not node.value:
+            raise UnsupportedCondition("a false term survived normalisation")
+        local = [self._expr(c, own, scopes) for c in conjuncts if scopes_of(c) <= {own}]
+        join = [self._expr(c, own, scopes) for c in conjuncts if not scopes_of(c) <= {own}]
+        local.sort(key=lambda item: json.dumps(item, sort_keys=True))
+        return _and([{"t": self.code(kind)}, *local, *joins, *join])
+
+    def pattern(self, p: Pattern, scopes: _Scopes) -> Any:
+        keys: list[Any] = []
         for related_field, ref in p.keys:
             outer, outer_kind = scopes[ref.scope]
-            # key present, equal to the outer value, and the outer value present (= this flag, 1)
-            items.append({self.flag(p.type, related_field): 1})
-            items.append({self.attr(p.type, related_field): {outer: self.attr(outer_kind, ref.field)}})
-            items.append({self.flag(p.type, related_field): {outer: self.flag(outer_kind, ref.field)}})
-        items += self.terms(p.terms, p.alias, scopes)
-        return _and(items)
+            # the key present, equal to the outer value, and the outer value present (= this flag)
+            keys.append({self.attr(p.type, related_field): {outer: self.attr(outer_kind, ref.field)}})
+            keys.append({self.flag(p.type, related_field): {outer: self.flag(outer_kind, ref.field)}})
+        presence = [Present(Ref(p.alias, f)) for f, _ in p.keys]
+        terms = And((*presence, *(p.terms.items if isinstance(p.terms, And) else [p.terms])))
+        return self._items(p.type, p.alias, simplify(terms), scopes, keys)
 
     def conjunction(self, conj: Conjunction) -> list[dict[str, Any]]:
         if 1 + len(conj.positives) > _MAX_PATTERNS:
             raise UnsupportedCondition(f"more than {_MAX_PATTERNS - 1} related records joined in one condition")
         scopes: dict[str, tuple[str, str]] = {RECORD: ("r", REC)}
-        entries: list[dict[str, Any]] = [{"r": _and([{"t": REC}, *self.terms(conj.record_terms, RECORD, scopes)])}]
+        entries: list[dict[str, Any]] = [{"r": self._items(REC, RECORD, conj.record_terms, scopes, [])}]
         for i, p in enumerate(conj.positives):
             scopes[p.alias] = (f"p{i}", p.type)
             entries.append({f"p{i}": self.pattern(p, scopes)})
@@ -443,11 +464,12 @@ def _unique_derivations(rules: Sequence[tuple[int, CompiledRule]]) -> tuple[list
     for index, rule in rules:
         levels = rule.levels
         own: list[Derivation] = []
-        for d in rule.derivations:
+        for derivation in rule.derivations:
+            d = derivation
             if isinstance(d, Aggregate) and by_name.get(d.name, d) != d:
                 new_name = f"{d.name}r{index}__"
                 levels = tuple(
-                    type(level)(level.severity, _rename_record_field(level.violation, d.name, new_name))
+                    CompiledLevel(level.severity, _rename_record_field(level.violation, d.name, new_name))
                     for level in levels
                 )
                 d = Aggregate(new_name, d.parts)
@@ -501,18 +523,18 @@ def _compile(record_type: str, rules: Sequence[tuple[int, CompiledRule]]) -> _Ru
             raise UnsupportedCondition(f"rule {rule.id}: {e}") from e
     _check_attributes(builder.kinds)
     name = f"zhidu_{next(_RULESET_NUMBERS)}_{record_type}"
-    return _Ruleset(name, record_type, list(rules), builder.kinds, derivations, fetches, actions, to_json(definition))
+    return _Ruleset(name, record_type, list(rules), builder.kinds, builder.codes, derivations, fetches, actions, definition)
 
 
 def _create(ruleset: _Ruleset) -> None:
     with _LOCK:
         try:
-            ruleset.handle = int(_DRE.create_ruleset(ruleset.name, ruleset.definition))
+            ruleset.handle = int(_DRE.create_ruleset(ruleset.name, dumps(ruleset.definition)))
         except Exception as e:  # attribute the failure (e.g. too many join terms) to a rule
-            definition = json.loads(ruleset.definition)
             for rule_name, (index, _) in ruleset.actions.items():
                 try:
-                    handle = _DRE.create_ruleset(f"{ruleset.name}_probe", to_json({rule_name: definition[rule_name]}))
+                    probe = dumps({rule_name: ruleset.definition[rule_name]})
+                    handle = _DRE.create_ruleset(f"{ruleset.name}_probe", probe)
                     _DRE.delete_ruleset(handle)
                 except Exception as inner:
                     rule = dict(ruleset.rules)[index]
@@ -659,7 +681,7 @@ class StreamEngine:
         facts: list[str] = []
         for kind, attrs in ruleset.kinds.items():
             if kind != REC and kind in related:
-                facts += _fact_bodies(related[kind], attrs, "", kind)
+                facts += _fact_bodies(related[kind], attrs, "", ruleset.codes[kind])
         records = _fact_bodies(derived, ruleset.kinds[REC], f"{RECORD}.", REC)
         facts += [f'{body},"k":{k}' for k, body in enumerate(records)]
         return _Group([str(i) for i in group["id"].to_numpy()], facts)
@@ -674,7 +696,7 @@ class StreamEngine:
             sid = ruleset.free_sids.pop()
             opened = False
             try:
-                code, state = _DRE.assert_fact(ruleset.handle, to_json({"id": ids[0], "sid": sid, "t": _OPEN}))
+                code, state = _DRE.assert_fact(ruleset.handle, dumps({"id": ids[0], "sid": sid, "t": _OPEN}))
                 self._drain(ruleset, state, group, matches)  # runs the opener: the state can be deleted
                 opened = True
                 payload = ",".join(
@@ -726,8 +748,7 @@ def _fact_bodies(frame: pd.DataFrame, attrs: Mapping[str, _Source], prefix: str,
             raise StreamEngineError(f"the records of {fact_kind} have no field {source.column!r}") from e
         if isinstance(source, _Computed):  # the same arithmetic as the batch engine
             values = values + source.const if source.op == "+" else values * source.const
-        key = f'"{name}":'
-        columns.append([key + v for v in _json_values(np.asarray(values))])
+        columns.append(_column_texts(np.asarray(values), f'"{name}":'))
     return [",".join(row) for row in zip(*columns, strict=True)]
 
 
@@ -738,7 +759,7 @@ __all__ = [
     "StreamEngine",
     "StreamEngineError",
     "UnsupportedCondition",
+    "dumps",
+    "durable_string",
     "fnv1a32",
-    "hex_string",
-    "to_json",
 ]
