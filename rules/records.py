@@ -203,7 +203,13 @@ def load_record_model(path: Path, problems: Problems) -> RecordModel:
                 try:
                     re.compile(str(pattern))
                 except re.error as exc:
-                    problems.add(doc.name, f"{fwhere}.pattern is not a valid regular expression: {exc}", f"{fwhere}.pattern 不是有效的正则表达式：{exc}", line=fline, key=fwhere)
+                    problems.add(
+                        doc.name,
+                        f"{fwhere}.pattern is not a valid regular expression: {exc}",
+                        f"{fwhere}.pattern 不是有效的正则表达式：{exc}",
+                        line=fline,
+                        key=fwhere,
+                    )
                     pattern = None
             fields[str(fname)] = FieldSpec(
                 name=str(fname),

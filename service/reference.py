@@ -21,11 +21,26 @@ def record_types_markdown(model: RecordModel) -> str:
         "",
     ]
     for rt in model.types.values():
-        lines += [f"## `{rt.name}` — {rt.label.zh} / {rt.label.en}", "", "| field | type | required | allowed / range | zh | en |", "|---|---|---|---|---|---|"]
+        lines += [
+            f"## `{rt.name}` — {rt.label.zh} / {rt.label.en}",
+            "",
+            "| field | type | required | allowed / range | zh | en |",
+            "|---|---|---|---|---|---|",
+        ]
         for f in rt.fields.values():
             allowed = ", ".join(f.values) if f.values else ""
-            bounds = " ".join(x for x in (f"≥ {f.min}" if f.min is not None else "", f"≤ {f.max}" if f.max is not None else "", f"`{f.pattern}`" if f.pattern else "") if x)
-            lines.append(f"| `{f.name}` | {f.type.value} | {'yes' if f.required else ''} | {allowed or bounds} | {f.label.zh} | {f.label.en} |")
+            bounds = " ".join(
+                x
+                for x in (
+                    f"≥ {f.min}" if f.min is not None else "",
+                    f"≤ {f.max}" if f.max is not None else "",
+                    f"`{f.pattern}`" if f.pattern else "",
+                )
+                if x
+            )
+            lines.append(
+                f"| `{f.name}` | {f.type.value} | {'yes' if f.required else ''} | {allowed or bounds} | {f.label.zh} | {f.label.en} |"
+            )
         lines.append("")
     return "\n".join(lines)
 
@@ -41,7 +56,9 @@ def conditions_markdown() -> str:
     for name in sorted(REGISTRY):
         cls = REGISTRY[name]
         doc = inspect.cleandoc(cls.__doc__ or "")
-        keys = ", ".join(f"`{k.rstrip('?')}`" + (" (optional)" if k.endswith("?") else "") for k in cls.schema if k != "*")
+        keys = ", ".join(
+            f"`{k.rstrip('?')}`" + (" (optional)" if k.endswith("?") else "") for k in cls.schema if k != "*"
+        )
         lines += [f"## `{name}`", "", doc.replace("Example", "**Example**", 1).replace("::", ":", 1), ""]
         if keys:
             lines += [f"Keys: {keys}", ""]
@@ -51,7 +68,10 @@ def conditions_markdown() -> str:
 def write_reference(model: RecordModel, folder: Path) -> list[Path]:
     folder.mkdir(parents=True, exist_ok=True)
     written = []
-    for name, text in (("record-types.md", record_types_markdown(model)), ("conditions.md", conditions_markdown())):
+    for name, text in (
+        ("record-types.md", record_types_markdown(model)),
+        ("conditions.md", conditions_markdown()),
+    ):
         path = folder / name
         path.write_text(text + "\n", encoding="utf-8")
         written.append(path)

@@ -6,6 +6,7 @@ Environment: BENCH_RECORDS (default 1_000_000), BENCH_STREAM_RECORDS (default 20
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import resource
@@ -29,10 +30,15 @@ def measure_generate(out: str, records: int) -> dict[str, Any]:
     from service.synthetic import generate
 
     start = time.perf_counter()
-    manifest = generate(Path(out), records=records, seed=1, fmt="parquet")
+    manifest = generate(Path(out), records=records, seed=1, fmt="csv")
     elapsed = time.perf_counter() - start
-    size = sum(p.stat().st_size for p in Path(out).glob("*.parquet"))
-    return {"records": manifest.records_written_total, "seconds": elapsed, "disk_mb": size / 2**20, "peak_rss_mb": peak_rss_mb()}
+    size = sum(p.stat().st_size for p in Path(out).glob("*.csv") if p.name != "ground_truth.csv")
+    return {
+        "records": manifest.records_written_total,
+        "seconds": elapsed,
+        "disk_mb": size / 2**20,
+        "peak_rss_mb": peak_rss_mb(),
+    }
 
 
 def _load(data: str) -> tuple[Any, Any, Any]:
@@ -58,17 +64,27 @@ def measure_batch(data: str) -> dict[str, Any]:
     data_mb = sum(f.memory_usage(deep=True).sum() for f in dataset.frames.values()) / 2**20
     rss_before = peak_rss_mb()
     start = time.perf_counter()
-    verdicts = batch.evaluate([r.compiled for r in library.rules], encoded, as_of_ms=timestamp_ms(as_of), tz=library.company.tz)
+    verdicts = batch.evaluate(
+        [r.compiled for r in library.rules], encoded, as_of_ms=timestamp_ms(as_of), tz=library.company.tz
+    )
     seconds = time.perf_counter() - start
     records = sum(len(f) for f in dataset.frames.values())
     return {
-        "records": records, "read_validate_seconds": read_seconds, "evaluate_seconds": seconds,
-        "verdicts": len(verdicts), "data_mb_in_memory": data_mb, "peak_rss_mb": peak_rss_mb(),
-        "rss_before_evaluate_mb": rss_before, "rss_over_data": peak_rss_mb() / data_mb if data_mb else None,
+        "records": records,
+        "read_validate_seconds": read_seconds,
+        "evaluate_seconds": seconds,
+        "verdicts": len(verdicts),
+        "data_mb_in_memory": data_mb,
+        "peak_rss_mb": peak_rss_mb(),
+        "rss_before_evaluate_mb": rss_before,
+        "rss_over_data": peak_rss_mb() / data_mb if data_mb else None,
+        "csv_mb": sum(p.stat().st_size for p in Path(data).glob("*.csv") if p.name != "ground_truth.csv")
+        / 2**20,
     }
 
 
 def measure_stream(data: str, limit: int) -> dict[str, Any]:
+    from durable import engine as durable_engine
     from durable import lang
 
     from rules.engine.encode import timestamp_ms
@@ -77,18 +93,21 @@ def measure_stream(data: str, limit: int) -> dict[str, Any]:
 
     library, _dataset, (encoded, as_of) = _load(data)
     claims = encoded["expense_claim"].head(limit)
-    # Raw durable-rules: one threshold rule, one assert per record, in the same process.
+    # Raw durable-rules: one threshold rule (the division-leader threshold, 5000.00 CNY in
+    # hundredths), one assert per record, sessions rotated under the 1024-session limit.
+    name = f"bench_raw_{time.monotonic_ns()}"
     hits: list[str] = []
-    with lang.ruleset("bench_raw"):
-        @lang.when_all(lang.m.amount > 500000)
-        def _over(c: Any) -> None:
-            hits.append(c.m.id)
+
+    def _over(c: Any) -> None:
+        hits.append(c.m.id)
+
+    with lang.ruleset(name):
+        lang.when_all(lang.m.amount > 500000)(_over)
     rows = claims[["id", "amount"]].to_dict("records")
     start = time.perf_counter()
     for i, row in enumerate(rows):
-        sid = str(i % 512)
-        lang.assert_fact("bench_raw", {"sid": sid, "id": row["id"], "amount": int(row["amount"])})
-        lang.delete_state("bench_raw", sid)
+        with contextlib.suppress(durable_engine.MessageNotHandledException):  # no rule matched
+            lang.assert_fact(name, {"sid": str(i % 512), "id": row["id"], "amount": int(row["amount"])})
     raw_rate = len(rows) / (time.perf_counter() - start)
     engine = StreamEngine([r.compiled for r in library.rules], tz=library.company.tz)
     source = FrameSource(encoded)
@@ -101,12 +120,23 @@ def measure_stream(data: str, limit: int) -> dict[str, Any]:
         start = time.perf_counter()
         engine.evaluate(rtype, subset, source, as_of_ms=timestamp_ms(as_of))
         per_type[rtype] = len(subset) / (time.perf_counter() - start)
-    return {"records": len(claims), "raw_durable_records_per_s": raw_rate, "engine_records_per_s": full_rate,
-            "ratio": full_rate / raw_rate, "engine_records_per_s_by_type": per_type}
+    return {
+        "records": len(claims),
+        "raw_durable_records_per_s": raw_rate,
+        "engine_records_per_s": full_rate,
+        "ratio": full_rate / raw_rate,
+        "engine_records_per_s_by_type": per_type,
+    }
 
 
 def run_child(name: str, *args: str) -> dict[str, Any]:
-    proc = subprocess.run([sys.executable, "-m", "tests.bench", "--child", name, *args], cwd=ROOT, capture_output=True, text=True, check=False)
+    proc = subprocess.run(
+        [sys.executable, "-m", "tests.bench", "--child", name, *args],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        check=False,
+    )
     if proc.returncode != 0:
         raise SystemExit(f"benchmark {name} failed:\n{proc.stdout}\n{proc.stderr}")
     result: dict[str, Any] = json.loads(proc.stdout.strip().splitlines()[-1])
@@ -124,14 +154,31 @@ def main() -> None:
     rows = [
         ("generate", f"{g['records']:,} records", f"{g['seconds']:.1f} s", "goal < 60 s"),
         ("read + validate", f"{b['records']:,} records", f"{b['read_validate_seconds']:.1f} s", ""),
-        ("batch engine, full library", f"{b['verdicts']:,} verdicts", f"{b['evaluate_seconds']:.1f} s", "goal ≤ 10 s"),
-        ("batch peak RSS", f"{b['peak_rss_mb']:.0f} MB", f"{b['rss_over_data']:.1f} × data in memory ({b['data_mb_in_memory']:.0f} MB)", "goal ≤ 3×"),
-        ("stream engine, full library", f"{s['engine_records_per_s']:,.0f} rec/s", f"raw durable {s['raw_durable_records_per_s']:,.0f} rec/s", f"ratio {s['ratio']:.2f} (goal ≥ 0.5)"),
+        (
+            "batch engine, full library",
+            f"{b['verdicts']:,} verdicts",
+            f"{b['evaluate_seconds']:.1f} s",
+            "goal ≤ 10 s",
+        ),
+        (
+            "batch peak RSS",
+            f"{b['peak_rss_mb']:.0f} MB",
+            f"{b['peak_rss_mb'] / b['csv_mb']:.1f} × the CSV data ({b['csv_mb']:.0f} MB); {b['rss_over_data']:.1f} × typed frames ({b['data_mb_in_memory']:.0f} MB)",
+            "goal ≤ 3×",
+        ),
+        (
+            "stream engine, full library",
+            f"{s['engine_records_per_s']:,.0f} rec/s",
+            f"raw durable {s['raw_durable_records_per_s']:,.0f} rec/s",
+            f"ratio {s['ratio']:.2f} (goal ≥ 0.5)",
+        ),
     ]
     width = [max(len(r[i]) for r in rows) for i in range(4)]
     for r in rows:
         print("  ".join(c.ljust(w) for c, w in zip(r, width, strict=True)))
-    (ROOT / "bench-results.json").write_text(json.dumps(results, indent=2, ensure_ascii=False), encoding="utf-8")
+    (ROOT / "bench-results.json").write_text(
+        json.dumps(results, indent=2, ensure_ascii=False), encoding="utf-8"
+    )
     print(f"written to {ROOT / 'bench-results.json'}")
 
 

@@ -32,16 +32,30 @@ def company(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, str]:
     return folder, manifest.as_of
 
 
-def test_evaluate_json_has_every_documented_key_and_matches_the_ground_truth(company: tuple[Path, str]) -> None:
+def test_evaluate_json_has_every_documented_key_and_matches_the_ground_truth(
+    company: tuple[Path, str],
+) -> None:
     folder, as_of = company
     result = runner.invoke(app, ["evaluate", str(folder), "--as-of", as_of, "--format", "json"])
     assert result.exit_code == 0, result.output
     findings = json.loads(result.stdout)
-    keys = {"rule", "record_type", "record_id", "dept", "severity", "clauses", "responsible", "message_zh", "message_en"}
+    keys = {
+        "rule",
+        "record_type",
+        "record_id",
+        "dept",
+        "severity",
+        "clauses",
+        "responsible",
+        "message_zh",
+        "message_en",
+    }
     assert findings
     assert all(keys <= set(f) for f in findings)
     truth = pd.read_csv(folder / "ground_truth.csv", dtype=str)
-    assert {(f["rule"], f["record_id"]) for f in findings} == set(zip(truth["rule"], truth["record_id"], strict=True))
+    assert {(f["rule"], f["record_id"]) for f in findings} == set(
+        zip(truth["rule"], truth["record_id"], strict=True)
+    )
     exp4 = next(f for f in findings if f["rule"] == "EXP-004")
     assert "5,000.00" in exp4["message_zh"]
     assert "CNY" in exp4["message_en"]
@@ -50,11 +64,15 @@ def test_evaluate_json_has_every_documented_key_and_matches_the_ground_truth(com
 def test_the_streaming_engine_prints_the_same_findings(company: tuple[Path, str]) -> None:
     folder, as_of = company
     outputs = [
-        runner.invoke(app, ["evaluate", str(folder), "--as-of", as_of, "--format", "csv", "--engine", engine]).stdout
+        runner.invoke(
+            app, ["evaluate", str(folder), "--as-of", as_of, "--format", "csv", "--engine", engine]
+        ).stdout
         for engine in ("batch", "stream")
     ]
     assert outputs[0] == outputs[1]
-    assert outputs[0].startswith("rule,record_type,record_id,dept,severity,clauses,responsible,message_zh,message_en")
+    assert outputs[0].startswith(
+        "rule,record_type,record_id,dept,severity,clauses,responsible,message_zh,message_en"
+    )
 
 
 def test_bad_input_exits_2_and_lists_every_problem(tmp_path: Path) -> None:
@@ -85,7 +103,9 @@ def test_params_file_changes_the_verdicts(company: tuple[Path, str], tmp_path: P
     folder, as_of = company
     params = tmp_path / "params.yaml"
     params.write_text("exp_division_leader_threshold: 1000000\n", encoding="utf-8")
-    result = runner.invoke(app, ["evaluate", str(folder), "--as-of", as_of, "--format", "json", "--params", str(params)])
+    result = runner.invoke(
+        app, ["evaluate", str(folder), "--as-of", as_of, "--format", "json", "--params", str(params)]
+    )
     assert result.exit_code == 0, result.output
     assert not [f for f in json.loads(result.stdout) if f["rule"] == "EXP-004"]
     params.write_text("exp_division_leader_threshold: lots\n", encoding="utf-8")

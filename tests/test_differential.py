@@ -53,7 +53,9 @@ def test_engines_agree_and_find_the_ground_truth_exactly(tmp_path: Path, seed: i
 # --- hypothesis: random claims and approvals, including missing values and ties ------------------
 
 STEPS = ["dept_head", "finance", "division_leader", "general_manager"]
-times = st.sampled_from(["2026-03-01T09:00:00", "2026-03-01T09:00:00", "2026-03-02T09:00:00", "2026-03-20T09:00:00", ""])
+times = st.sampled_from(
+    ["2026-03-01T09:00:00", "2026-03-01T09:00:00", "2026-03-02T09:00:00", "2026-03-20T09:00:00", ""]
+)
 people = st.sampled_from(["张三", "李四", "王五"])
 
 
@@ -62,19 +64,26 @@ def claims_and_approvals(draw: st.DrawFn) -> tuple[list[dict[str, str]], list[di
     n = draw(st.integers(1, 6))
     claims = [
         {
-            "id": f"C{i}", "dept": "FIN", "applicant": draw(people), "category": "travel",
+            "id": f"C{i}",
+            "dept": "FIN",
+            "applicant": draw(people),
+            "category": "travel",
             "amount": draw(st.sampled_from(["100.00", "5000.00", "5000.01", "20000.00", "25000.00"])),
             "invoice_no": draw(st.sampled_from(["", "FP1", "FP2"])),
             "invoice_count": draw(st.sampled_from(["0", "1"])),
-            "submitted_at": draw(times.filter(bool)), "paid_at": draw(times),
+            "submitted_at": draw(times.filter(bool)),
+            "paid_at": draw(times),
         }
         for i in range(n)
     ]
     approvals = [
         {
-            "id": f"A{j}", "record_type": draw(st.sampled_from(["expense_claim", "contract"])),
-            "record_id": f"C{draw(st.integers(0, n))}", "step": draw(st.sampled_from(STEPS)),
-            "approver": draw(people), "decision": draw(st.sampled_from(["approved", "approved", "rejected"])),
+            "id": f"A{j}",
+            "record_type": draw(st.sampled_from(["expense_claim", "contract"])),
+            "record_id": f"C{draw(st.integers(0, n))}",
+            "step": draw(st.sampled_from(STEPS)),
+            "approver": draw(people),
+            "decision": draw(st.sampled_from(["approved", "approved", "rejected"])),
             "decided_at": draw(times.filter(bool)),
         }
         for j in range(draw(st.integers(0, 10)))
@@ -83,8 +92,13 @@ def claims_and_approvals(draw: st.DrawFn) -> tuple[list[dict[str, str]], list[di
 
 
 @settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
-@given(data=claims_and_approvals(), as_of=st.sampled_from(["2026-03-05T00:00:00+08:00", "2026-04-30T00:00:00+08:00"]))
-def test_engines_agree_on_random_expense_cases(data: tuple[list[dict[str, str]], list[dict[str, str]]], as_of: str) -> None:
+@given(
+    data=claims_and_approvals(),
+    as_of=st.sampled_from(["2026-03-05T00:00:00+08:00", "2026-04-30T00:00:00+08:00"]),
+)
+def test_engines_agree_on_random_expense_cases(
+    data: tuple[list[dict[str, str]], list[dict[str, str]]], as_of: str
+) -> None:
     lib = policy_library()
     tz = lib.company.tz
     claims, approvals = data

@@ -11,7 +11,40 @@ from rules.library import load_library
 from rules.problems import InputError
 from tests.helpers import POLICIES, policy_library
 
-REQUIRED_RULES = ["EXP-001", "EXP-002", "EXP-003", "EXP-004", "EXP-005", "EXP-006", "EXP-007", "EXP-008", "EXP-009", "CON-001", "CON-002", "CON-003", "CON-004", "PUR-001", "PUR-002", "PUR-003", "PUR-004", "PUR-005", "PUR-006", "PUR-007", "PUR-008", "PUR-009", "INV-001", "INV-002", "CS-001", "CS-002", "CS-003", "HR-001", "HR-002", "HR-003", "HR-004", "FIN-001"]
+REQUIRED_RULES = [
+    "EXP-001",
+    "EXP-002",
+    "EXP-003",
+    "EXP-004",
+    "EXP-005",
+    "EXP-006",
+    "EXP-007",
+    "EXP-008",
+    "EXP-009",
+    "CON-001",
+    "CON-002",
+    "CON-003",
+    "CON-004",
+    "PUR-001",
+    "PUR-002",
+    "PUR-003",
+    "PUR-004",
+    "PUR-005",
+    "PUR-006",
+    "PUR-007",
+    "PUR-008",
+    "PUR-009",
+    "INV-001",
+    "INV-002",
+    "CS-001",
+    "CS-002",
+    "CS-003",
+    "HR-001",
+    "HR-002",
+    "HR-003",
+    "HR-004",
+    "FIN-001",
+]
 
 
 def test_the_library_loads_with_every_required_rule() -> None:
@@ -24,9 +57,7 @@ def test_the_library_loads_with_every_required_rule() -> None:
         assert rule.message.zh
         assert rule.message.en
         assert any(e.expect == "pass" for e in rule.examples)
-        assert any(
-            e.expect == "fail" for e in rule.examples
-        )
+        assert any(e.expect == "fail" for e in rule.examples)
 
 
 def test_every_clause_has_both_languages_and_a_reason_when_not_checkable() -> None:

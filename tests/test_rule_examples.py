@@ -23,7 +23,9 @@ def _engines() -> dict[str, Any]:
 
     def stream(rule: Rule, encoded: dict[str, pd.DataFrame], as_of_ms: int) -> Any:
         engine = StreamEngine([rule.compiled], tz=tz)
-        return engine.evaluate(rule.record_type, encoded[rule.record_type], FrameSource(encoded), as_of_ms=as_of_ms)
+        return engine.evaluate(
+            rule.record_type, encoded[rule.record_type], FrameSource(encoded), as_of_ms=as_of_ms
+        )
 
     return {"batch": batch, "stream": stream}
 

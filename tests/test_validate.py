@@ -825,7 +825,10 @@ def test_from_payloads_of_nothing_is_an_empty_typed_frame() -> None:
 
 
 def test_a_bad_header_rejects_the_file_but_every_cell_problem_is_still_listed() -> None:
-    v = run("expense_claim", [claim(amount="12.345", colour="red"), claim(id="C2", submitted_at="2026-13-01", colour="blue")])
+    v = run(
+        "expense_claim",
+        [claim(amount="12.345", colour="red"), claim(id="C2", submitted_at="2026-13-01", colour="blue")],
+    )
     assert v.frame.empty
     assert v.rejected_rows == [1, 2]
     assert [(p.row, p.key) for p in v.problems] == [(None, "colour"), (1, "amount"), (2, "submitted_at")]

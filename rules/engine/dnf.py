@@ -115,7 +115,9 @@ def _fold(node: Node) -> Node:
         try:
             return Bool(bool(_CMP_OPS[node.op](node.left.value, node.right.value)))
         except TypeError as e:
-            raise UnsupportedCondition(f"cannot compare constants {node.left.value!r} and {node.right.value!r}") from e
+            raise UnsupportedCondition(
+                f"cannot compare constants {node.left.value!r} and {node.right.value!r}"
+            ) from e
     if isinstance(node, And):
         return And(tuple(_fold(i) for i in node.items))
     if isinstance(node, Or):
@@ -192,10 +194,8 @@ def orient(node: Node, own: str) -> Node:
     return node
 
 
-def _describe(node: Node) -> str:
-    if isinstance(node, Exists):
-        return f"{node.alias}: {node.type}"
-    return type(node).__name__
+def _describe(pattern: Pattern) -> str:
+    return f"{pattern.alias}: {pattern.type}"
 
 
 # --- the normaliser ------------------------------------------------------------------------------
@@ -273,7 +273,9 @@ class _Normaliser:
             self._home(node, chain)  # validates the scopes
             return [_Part(lits=(node,))]
         if isinstance(node, And):
-            if not _has_exists(node) and all(not isinstance(i, Or) or self._whole(i, chain) for i in node.items):
+            if not _has_exists(node) and all(
+                not isinstance(i, Or) or self._whole(i, chain) for i in node.items
+            ):
                 return [_Part(lits=node.items)]
             return self._product(self._dnf(i, chain) for i in node.items)
         if isinstance(node, Or):

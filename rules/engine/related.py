@@ -35,23 +35,17 @@ class FrameSource:
 
     def __init__(self, encoded: Mapping[str, pd.DataFrame]) -> None:
         self._frames = {t: f.reset_index(drop=True) for t, f in encoded.items()}
-        self._indexes: dict[tuple[str, str], dict[object, np.ndarray]] = {}
+        self._indexes: dict[tuple[str, str], _Index] = {}
         self._lock = threading.Lock()
 
-    def _index(self, type: str, field: str) -> dict[object, np.ndarray]:
+    def _index(self, type: str, field: str) -> _Index:
         key = (type, field)
         index = self._indexes.get(key)
         if index is None:
             with self._lock:
                 index = self._indexes.get(key)
                 if index is None:
-                    frame = self._frames[type]
-                    present = frame[field + PRESENT_SUFFIX].to_numpy() == 1
-                    positions = np.flatnonzero(present)
-                    values = frame[field].to_numpy()[positions]
-                    groups = pd.Series(positions).groupby(values, sort=False).indices
-                    index = {value: positions[rows] for value, rows in groups.items()}
-                    self._indexes[key] = index
+                    index = self._indexes[key] = _Index.build(self._frames[type], field)
         return index
 
     def fetch(self, type: str, field: str, values: Collection[Scalar]) -> pd.DataFrame:
@@ -60,12 +54,30 @@ class FrameSource:
             return pd.DataFrame()
         if len(frame) == 0 or not values:
             return frame.iloc[:0]
-        index = self._index(type, field)
-        hits = [index[v] for v in values if v in index]
-        if not hits:
-            return frame.iloc[:0]
-        positions = np.unique(np.concatenate(hits))
-        return frame.iloc[positions]
+        return frame.iloc[self._index(type, field).positions(values)]
 
     def scan(self, type: str) -> pd.DataFrame:
         return self._frames.get(type, pd.DataFrame())
+
+
+class _Index:
+    """Row positions of the present values of one field, grouped by value."""
+
+    def __init__(self, codes: dict[object, int], order: np.ndarray, starts: np.ndarray) -> None:
+        self.codes = codes  # value -> its group
+        self.order = order  # row positions, grouped
+        self.starts = starts  # group g is order[starts[g]:starts[g + 1]]
+
+    @classmethod
+    def build(cls, frame: pd.DataFrame, field: str) -> _Index:
+        present = np.flatnonzero(frame[field + PRESENT_SUFFIX].to_numpy() == 1)
+        codes, uniques = pd.factorize(frame[field].to_numpy()[present])
+        order = present[np.argsort(codes, kind="stable")]
+        starts = np.concatenate(([0], np.cumsum(np.bincount(codes, minlength=len(uniques)))))
+        return cls(dict(zip(uniques.tolist(), range(len(uniques)), strict=True)), order, starts)
+
+    def positions(self, values: Collection[Scalar]) -> np.ndarray:
+        groups = [self.codes[v] for v in values if v in self.codes]
+        if not groups:
+            return np.zeros(0, dtype=np.int64)
+        return np.sort(np.concatenate([self.order[self.starts[g] : self.starts[g + 1]] for g in groups]))

@@ -29,16 +29,24 @@ durable-rules 2.0.28 constraints this module works around (all verified against 
 * Facts with equal ids collide: ids are per session, never derived from content.
 * Rules match distinct facts by default (`dist`): we set `dist: 0`, as batch lets two aliases
   bind the same record. `cap` delivers all matches of a rule in one action.
-* Strings compare with `strncmp` on the raw JSON text: they are hex-encoded UTF-8, whose order
-  is the code-point order Python uses. Numbers in exponent notation do not parse: floats are
-  written positionally. Equality on values that may be floats is written `>= & <=`, because a
-  hashed join compares an int and an equal float by their (different) text.
+* Strings compare with `strncmp` on the raw JSON text, past the shorter string's end: the few
+  characters that would misorder (below `$`) or need a JSON escape are replaced by order-keeping
+  tokens (`durable_string`), so durable's order is Python's code-point order. Numbers in
+  exponent notation do not parse: floats are written positionally. Equality on values that may
+  be floats is written `>= & <=`, because a hashed join compares an int and an equal float by
+  their (different) text.
+* An `$or` mixing tests on the fact alone with join tests is evaluated wrongly (and crashes
+  `delete_state`): `dnf` distributes such an `Or`.
+* Cost grows with the properties of each fact and the alpha nodes it visits: attributes get
+  short names, a fact carries only what patterns read, and tests on the fact alone come first in
+  a canonical order so that patterns share alpha nodes.
 """
 
 from __future__ import annotations
 
 import json
 import math
+import re
 import threading
 import weakref
 from collections.abc import Callable, Iterable, Mapping, Sequence
@@ -207,6 +215,9 @@ def _value_text(value: object) -> str:
     return _float_text(number) if isinstance(number, float) else str(number)
 
 
+_SPECIAL = re.compile(r"[\x00-\x23\[\\]")
+
+
 def _column_texts(values: np.ndarray, prefix: str) -> list[str]:
     """`prefix` + the JSON text of each value of a column."""
     kind = values.dtype.kind
@@ -216,9 +227,24 @@ def _column_texts(values: np.ndarray, prefix: str) -> list[str]:
         return [prefix + ("1" if v else "0") for v in values.tolist()]
     if kind == "f":
         return [prefix + _float_text(v) for v in values.tolist()]
+    items = values.tolist()
+    try:
+        joined = "".join(items)  # TypeError unless every value is a string
+    except TypeError:
+        joined = None
+    if joined is not None and _SPECIAL.search(joined) is None and (joined.isascii() or _utf8(joined)):
+        return [f'{prefix}"{v}"' for v in items]  # nothing to escape (the usual case)
     codes, uniques = pd.factorize(values, use_na_sentinel=False)  # encode each distinct value once
     texts = np.array([prefix + _value_text(v) for v in uniques], dtype=object)
     return texts[codes].tolist()  # type: ignore[no-any-return]
+
+
+def _utf8(text: str) -> bool:
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
 
 
 def dumps(payload: object) -> str:
@@ -326,7 +352,9 @@ class _Builder:
             return expr.value
         ref = expr.ref if isinstance(expr, Arith) else expr
         name, kind = scopes[ref.scope]
-        target = {"$m": self.attr(kind, ref.field)} if ref.scope == own else {name: self.attr(kind, ref.field)}
+        target = (
+            {"$m": self.attr(kind, ref.field)} if ref.scope == own else {name: self.attr(kind, ref.field)}
+        )
         if isinstance(expr, Ref):
             return target
         return {"$add" if expr.op == "+" else "$mul": {"$l": target, "$r": expr.const}}
@@ -384,7 +412,9 @@ class _Builder:
 
     def conjunction(self, conj: Conjunction) -> list[dict[str, Any]]:
         if 1 + len(conj.positives) > _MAX_PATTERNS:
-            raise UnsupportedCondition(f"more than {_MAX_PATTERNS - 1} related records joined in one condition")
+            raise UnsupportedCondition(
+                f"more than {_MAX_PATTERNS - 1} related records joined in one condition"
+            )
         scopes: dict[str, tuple[str, str]] = {RECORD: ("r", REC)}
         entries: list[dict[str, Any]] = [{"r": self._items(REC, RECORD, conj.record_terms, scopes, [])}]
         for i, p in enumerate(conj.positives):
@@ -451,11 +481,15 @@ def _rename_record_field(node: Node, old: str, new: str) -> Node:
     if isinstance(node, Exists):
         keys = tuple((f, Ref(RECORD, new) if r == Ref(RECORD, old) else r) for f, r in node.keys)
         shadowed = node.alias == RECORD
-        return Exists(node.alias, node.type, keys, node.body if shadowed else _rename_record_field(node.body, old, new))
+        return Exists(
+            node.alias, node.type, keys, node.body if shadowed else _rename_record_field(node.body, old, new)
+        )
     return node
 
 
-def _unique_derivations(rules: Sequence[tuple[int, CompiledRule]]) -> tuple[list[CompiledRule], tuple[Derivation, ...]]:
+def _unique_derivations(
+    rules: Sequence[tuple[int, CompiledRule]],
+) -> tuple[list[CompiledRule], tuple[Derivation, ...]]:
     """All rules' derivations on one frame; an aggregate name two rules define differently is
     renamed for the later rule (in its conditions too)."""
     by_name: dict[str, Aggregate] = {}
@@ -485,7 +519,9 @@ def _check_attributes(kinds: Mapping[str, Mapping[str, _Source]]) -> None:
     for kind, attrs in kinds.items():
         names = [*sorted(_RESERVED), *attrs]
         if len(names) > _MAX_PROPERTIES:
-            raise UnsupportedCondition(f"facts of {kind} would need {len(names)} attributes (durable allows 254)")
+            raise UnsupportedCondition(
+                f"facts of {kind} would need {len(names)} attributes (durable allows 254)"
+            )
         if len(_distinct_hashes(names)) != len(names):
             raise UnsupportedCondition(f"two attribute names of {kind} collide in durable's hash: {names}")
 
@@ -508,7 +544,9 @@ def _compile(record_type: str, rules: Sequence[tuple[int, CompiledRule]]) -> _Ru
                         if any(True for _ in _exists_nodes(part.where)):
                             raise UnsupportedCondition("an aggregate filter with a related-record condition")
                         if part.keys:
-                            step = _Fetch(part.type, part.keys[0][0], None, part.keys[0][1], present_only=False)
+                            step = _Fetch(
+                                part.type, part.keys[0][0], None, part.keys[0][1], present_only=False
+                            )
                         else:
                             step = _Fetch(part.type, None, None, "", present_only=False)
                         if step not in fetches:
@@ -523,7 +561,26 @@ def _compile(record_type: str, rules: Sequence[tuple[int, CompiledRule]]) -> _Ru
             raise UnsupportedCondition(f"rule {rule.id}: {e}") from e
     _check_attributes(builder.kinds)
     name = f"zhidu_{next(_RULESET_NUMBERS)}_{record_type}"
-    return _Ruleset(name, record_type, list(rules), builder.kinds, builder.codes, derivations, fetches, actions, definition)
+    return _Ruleset(
+        name,
+        record_type,
+        list(rules),
+        builder.kinds,
+        builder.codes,
+        derivations,
+        fetches,
+        actions,
+        definition,
+    )
+
+
+def check_rule(rule: CompiledRule) -> str | None:
+    """Why `rule` cannot run on the streaming engine, or None (no durable-rules call is made)."""
+    try:
+        _compile(rule.record_type, [(0, rule)])
+    except UnsupportedCondition as e:
+        return str(e)
+    return None
 
 
 def _create(ruleset: _Ruleset) -> None:
@@ -566,7 +623,7 @@ class StreamEngine:
         rules: Sequence[CompiledRule],
         *,
         tz: ZoneInfo,
-        group_size: int = 64,
+        group_size: int = 256,
         action_hook: ActionHook | None = None,
     ) -> None:
         if group_size < 1:
@@ -598,6 +655,19 @@ class StreamEngine:
     @property
     def ruleset_names(self) -> dict[str, str]:
         return {t: r.name for t, r in self._rulesets.items()}
+
+    def live_states(self) -> int:
+        """How many durable states (sessions) exist in this engine's rulesets (0 when idle)."""
+        live = 0
+        with _LOCK:
+            for ruleset in self._rulesets.values():
+                for sid in _SIDS:
+                    try:
+                        _DRE.get_state(ruleset.handle, sid)
+                    except Exception:  # durable raises when the state does not exist
+                        continue
+                    live += 1
+        return live
 
     # public API
 
@@ -642,10 +712,14 @@ class StreamEngine:
         out: dict[int, list[Verdict]] = {index: [] for index, _ in ruleset.rules}
         for (rule_index, position), level in sorted(best.items()):
             rule = self.rules[rule_index]
-            out[rule_index].append(Verdict(rule.id, rule.record_type, str(ids[position]), rule.levels[level].severity))
+            out[rule_index].append(
+                Verdict(rule.id, rule.record_type, str(ids[position]), rule.levels[level].severity)
+            )
         return out
 
-    def _fetch(self, ruleset: _Ruleset, records: pd.DataFrame, source: RelatedSource) -> dict[str, pd.DataFrame]:
+    def _fetch(
+        self, ruleset: _Ruleset, records: pd.DataFrame, source: RelatedSource
+    ) -> dict[str, pd.DataFrame]:
         candidates: list[pd.DataFrame] = []
         for step in ruleset.fetches:
             base, column = (
@@ -653,8 +727,10 @@ class StreamEngine:
                 if step.source is None
                 else (candidates[step.source], step.source_field)
             )
-            if step.field is None or column not in base.columns:
-                rows = source.scan(step.type)
+            if step.source is not None and len(base) == 0:
+                rows = pd.DataFrame()  # the outer alias has no candidates
+            elif step.field is None or column not in base.columns:
+                rows = source.scan(step.type)  # no key, or a key on a derived value
             else:
                 values = base[column].to_numpy()
                 if step.present_only:
@@ -674,7 +750,9 @@ class StreamEngine:
                 fetched[step.type] = both[~both.index.duplicated()]
         return fetched
 
-    def _prepare(self, ruleset: _Ruleset, group: pd.DataFrame, source: RelatedSource, as_of_ms: int) -> _Group:
+    def _prepare(
+        self, ruleset: _Ruleset, group: pd.DataFrame, source: RelatedSource, as_of_ms: int
+    ) -> _Group:
         records = record_frame(group.reset_index(drop=True))
         related = self._fetch(ruleset, records, source)
         derived = derive_columns(records, ruleset.derivations, as_of_ms=as_of_ms, tz=self.tz, related=related)
@@ -682,8 +760,8 @@ class StreamEngine:
         for kind, attrs in ruleset.kinds.items():
             if kind != REC and kind in related:
                 facts += _fact_bodies(related[kind], attrs, "", ruleset.codes[kind])
-        records = _fact_bodies(derived, ruleset.kinds[REC], f"{RECORD}.", REC)
-        facts += [f'{body},"k":{k}' for k, body in enumerate(records)]
+        bodies = _fact_bodies(derived, ruleset.kinds[REC], f"{RECORD}.", REC)
+        facts += [f'{body},"k":{k}' for k, body in enumerate(bodies)]
         return _Group([str(i) for i in group["id"].to_numpy()], facts)
 
     def _judge(self, ruleset: _Ruleset, group: _Group) -> list[tuple[int, int, int]]:
@@ -700,7 +778,8 @@ class StreamEngine:
                 self._drain(ruleset, state, group, matches)  # runs the opener: the state can be deleted
                 opened = True
                 payload = ",".join(
-                    f'{{"id":"{fact_id}","sid":"{sid}",{body}}}' for fact_id, body in zip(ids[1:], group.facts, strict=True)
+                    f'{{"id":"{fact_id}","sid":"{sid}",{body}}}'
+                    for fact_id, body in zip(ids[1:], group.facts, strict=True)
                 )
                 code, state = _DRE.assert_facts(ruleset.handle, f"[{payload}]")
                 if code == _OBSERVED:
@@ -716,7 +795,9 @@ class StreamEngine:
                 # would free; the id is retired (the pool is bounded, the ruleset stays usable)
         return matches
 
-    def _drain(self, ruleset: _Ruleset, state: int, group: _Group, matches: list[tuple[int, int, int]]) -> None:
+    def _drain(
+        self, ruleset: _Ruleset, state: int, group: _Group, matches: list[tuple[int, int, int]]
+    ) -> None:
         result = _DRE.start_action_for_state(ruleset.handle, state)
         while result is not None:
             messages: dict[str, Any] = json.loads(result[1] if isinstance(result, tuple) else result)
@@ -749,7 +830,7 @@ def _fact_bodies(frame: pd.DataFrame, attrs: Mapping[str, _Source], prefix: str,
         if isinstance(source, _Computed):  # the same arithmetic as the batch engine
             values = values + source.const if source.op == "+" else values * source.const
         columns.append(_column_texts(np.asarray(values), f'"{name}":'))
-    return [",".join(row) for row in zip(*columns, strict=True)]
+    return list(map(",".join, zip(*columns, strict=True)))
 
 
 __all__ = [
@@ -759,6 +840,7 @@ __all__ = [
     "StreamEngine",
     "StreamEngineError",
     "UnsupportedCondition",
+    "check_rule",
     "dumps",
     "durable_string",
     "fnv1a32",

@@ -24,14 +24,9 @@ Engine = Literal["batch", "stream"]
 
 def stream_check(rule: CompiledRule) -> str | None:
     """Why a rule cannot run on the streaming engine, or None (used while loading policies)."""
-    from rules.engine.dnf import UnsupportedCondition, normalise
+    from rules.engine.stream import check_rule
 
-    try:
-        for level in rule.levels:
-            normalise(level.violation)
-    except UnsupportedCondition as exc:
-        return str(exc)
-    return None
+    return check_rule(rule)
 
 
 def load_policy_library(settings: Settings, *, params_file: Path | None = None) -> Library:
