@@ -495,5 +495,239 @@ def _print_violation_summary(findings: Sequence[Any]) -> None:
         _print_pivot("violations by rule and department / 各规则违规按部门统计", frame, "rule", "dept")
 
 
+# --- accounts, tokens, audit trail, API server ---------------------------------------------------
+
+from service.accounts.schemas import Language, Role  # noqa: E402
+
+users_app = typer.Typer(help="Accounts of the API: users with roles and departments.", no_args_is_help=True)
+tokens_app = typer.Typer(help="API tokens (Bearer), stored hashed.", no_args_is_help=True)
+audit_app = typer.Typer(help="The hash-chained audit trail.", no_args_is_help=True)
+app.add_typer(users_app, name="users")
+app.add_typer(tokens_app, name="tokens")
+app.add_typer(audit_app, name="audit")
+
+CLI_ACTOR = "system"  # actor of audit events for changes made with the command line
+
+
+@contextmanager
+def account_session() -> Iterator[Any]:
+    """A session on ZHIDU_DATABASE_URL, migrated to the newest revision first."""
+    from service.db.base import engine_for, session_factory
+    from service.db.migrate import upgrade
+
+    s = settings()
+    upgrade(s.database_url)
+    engine = engine_for(s.database_url)
+    try:
+        with session_factory(engine)() as session:
+            yield session
+    finally:
+        engine.dispose()
+
+
+@contextmanager
+def account_errors() -> Iterator[None]:
+    """A refused account change: say why (en and zh) and exit with code 2."""
+    from service.accounts.service import AccountError
+
+    try:
+        yield
+    except AccountError as exc:
+        err.print(f"[red]{exc.message}[/red] / {exc.message_zh}", highlight=False)
+        raise typer.Exit(2) from exc
+
+
+def _when(value: Any) -> str:
+    return value.isoformat(timespec="seconds") if value is not None else ""
+
+
+@users_app.command("create")
+def users_create(
+    username: str,
+    role: Annotated[Role, typer.Option(help="admin, supervisor, department or manager.")],
+    dept: Annotated[str | None, typer.Option(help="The user's department (required for department).")] = None,
+    scope: Annotated[
+        str | None, typer.Option(help="Departments a manager reads, comma-separated: D01,D02.")
+    ] = None,
+    name: Annotated[str | None, typer.Option(help="Display name (default: the username).")] = None,
+    lang: Annotated[Language, typer.Option("--lang", help="The user's language: zh or en.")] = Language.ZH,
+) -> None:
+    """Create a user. The first admin: `zhidu users create admin --role admin`."""
+    from service.accounts import flows
+
+    scope_depts = [d.strip() for d in (scope or "").split(",") if d.strip()]
+    with account_session() as session, account_errors():
+        user = flows.create_user(
+            session,
+            username=username.strip(),
+            role=role,
+            dept=dept.strip() if dept else None,
+            scope_depts=scope_depts,
+            display_name=name,
+            language=lang,
+            actor=CLI_ACTOR,
+        )
+    out.print(f"created user {user.username} (id {user.id}, role {user.role}) / 已创建用户", highlight=False)
+
+
+@users_app.command("list")
+def users_list() -> None:
+    """Every user."""
+    from service.accounts import service
+
+    with account_session() as session:
+        users, _ = service.list_users(session)
+    table = Table(title=f"users / 用户 ({len(users)})")
+    for col in ("id", "username", "name", "role", "dept", "scope", "lang", "active", "created"):
+        table.add_column(col)
+    for u in users:
+        table.add_row(
+            str(u.id),
+            u.username,
+            u.display_name,
+            u.role,
+            u.dept or "",
+            ",".join(u.scope_depts),
+            u.language,
+            "yes" if u.active else "no",
+            _when(u.created_at),
+        )
+    out.print(table)
+
+
+@users_app.command("disable")
+def users_disable(username: str) -> None:
+    """Deactivate a user: its tokens stop working at once."""
+    from service.accounts import flows
+
+    with account_session() as session, account_errors():
+        user = flows.disable_user(session, username=username, actor=CLI_ACTOR)
+    if user is None:
+        err.print(f"no user {username!r} / 用户 {username!r} 不存在")
+        raise typer.Exit(2)
+    out.print(f"user {username} is deactivated / 用户已停用")
+
+
+@tokens_app.command("issue")
+def tokens_issue(
+    username: str,
+    name: Annotated[str, typer.Option(help="What the token is for, shown in lists.")] = "cli",
+    expires_days: Annotated[
+        int | None, typer.Option("--expires-days", min=1, max=3650, help="Expire after this many days.")
+    ] = None,
+) -> None:
+    """Issue a token and print its secret (once: only its hash is stored). The secret alone goes
+    to standard output: TOKEN=$(zhidu tokens issue admin)."""
+    from service.accounts import flows, service
+
+    with account_session() as session, account_errors():
+        user = service.find_user(session, username=username)
+        if user is None:
+            err.print(f"no user {username!r} / 用户 {username!r} 不存在")
+            raise typer.Exit(2)
+        issued = flows.issue_token(
+            session, user_id=user.id, name=name, expires_in_days=expires_days, actor=CLI_ACTOR
+        )
+    assert issued is not None
+    token, secret = issued
+    expiry = f", expires {_when(token.expires_at)}" if token.expires_at else ""
+    err.print(
+        f"token {token.id} ({token.prefix}…) for {username}{expiry}. Keep the secret now: it is not shown "
+        "again. / 请立即保存令牌，之后不再显示。",
+        highlight=False,
+    )
+    sys.stdout.write(secret + "\n")
+
+
+@tokens_app.command("list")
+def tokens_list(
+    username: Annotated[str | None, typer.Argument(help="Only this user's tokens.")] = None,
+) -> None:
+    """Tokens (never their secrets)."""
+    from datetime import UTC, datetime
+
+    from service.accounts import service
+
+    with account_session() as session:
+        user_id = None
+        if username is not None:
+            user = service.find_user(session, username=username)
+            if user is None:
+                err.print(f"no user {username!r} / 用户 {username!r} 不存在")
+                raise typer.Exit(2)
+            user_id = user.id
+        tokens = service.list_tokens(session, user_id=user_id)
+    now = datetime.now(UTC)
+    table = Table(title=f"tokens / 令牌 ({len(tokens)})")
+    for col in ("id", "user", "name", "prefix", "status", "created", "expires", "last used"):
+        table.add_column(col)
+    for token, owner in tokens:
+        status = (
+            "revoked"
+            if token.revoked_at
+            else ("expired" if token.expires_at and token.expires_at <= now else "active")
+        )
+        table.add_row(
+            str(token.id),
+            owner,
+            token.name,
+            token.prefix,
+            status,
+            _when(token.created_at),
+            _when(token.expires_at),
+            _when(token.last_used_at),
+        )
+    out.print(table)
+
+
+@tokens_app.command("revoke")
+def tokens_revoke(token_id: int) -> None:
+    """Revoke a token (see `zhidu tokens list` for ids)."""
+    from service.accounts import flows
+
+    with account_session() as session:
+        token = flows.revoke_token(session, token_id=token_id, actor=CLI_ACTOR)
+    if token is None:
+        err.print(f"no token {token_id} / 令牌 {token_id} 不存在")
+        raise typer.Exit(2)
+    out.print(f"token {token_id} ({token.prefix}…) revoked at {_when(token.revoked_at)} / 令牌已吊销")
+
+
+@audit_app.command("verify")
+def audit_verify() -> None:
+    """Check the audit trail's hash chain; list every altered, removed or inserted event (exit 1)."""
+    from service.audit import flows
+
+    with account_session() as session:
+        report = flows.verify(session)
+    for p in report.problems:
+        err.print(f"  seq {p.seq}: {p.kind}: {p.message}\n    {p.message_zh}", markup=False, highlight=False)
+    if not report.ok:
+        err.print(f"[red]audit trail broken: {len(report.problems)} problem(s) / 审计链已被破坏[/red]")
+        raise typer.Exit(1)
+    out.print(
+        f"audit trail intact / 审计链完整: {report.events} events, head seq {report.head_seq}, "
+        f"head hash {report.head_hash}",
+        highlight=False,
+    )
+
+
+@app.command("serve")
+def serve(
+    host: Annotated[str, typer.Option(help="Interface to listen on.")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(min=1, max=65535, help="Port to listen on.")] = 8000,
+) -> None:
+    """Run the API (uvicorn) after migrating the database to the newest revision."""
+    import uvicorn
+
+    from service.api import create_app
+    from service.db.migrate import upgrade
+
+    s = settings()
+    upgrade(s.database_url)
+    err.print(f"zhidu API on http://{host}:{port}/api/v1 (docs: /api/v1/docs), database {s.database_url}")
+    uvicorn.run(create_app(s), host=host, port=port, log_level=s.log_level.lower())
+
+
 if __name__ == "__main__":
     app()

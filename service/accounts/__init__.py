@@ -1,0 +1,1 @@
+"""Accounts of the API: users with roles and departments, and their Bearer tokens (stored hashed)."""
