@@ -722,11 +722,164 @@ def serve(
 
     from service.api import create_app
     from service.db.migrate import upgrade
+    from service.scheduling.lifecycle import enable
 
     s = settings()
     upgrade(s.database_url)
     err.print(f"zhidu API on http://{host}:{port}/api/v1 (docs: /api/v1/docs), database {s.database_url}")
-    uvicorn.run(create_app(s), host=host, port=port, log_level=s.log_level.lower())
+    uvicorn.run(enable(create_app(s)), host=host, port=port, log_level=s.log_level.lower())
+
+
+# --- schedules and the run ledger (service.scheduling) -------------------------------------------
+
+schedules_app = typer.Typer(
+    help="Scheduled jobs (inspections, digests) and their run ledger.", no_args_is_help=True
+)
+app.add_typer(schedules_app, name="schedules")
+
+
+def _local(value: Any, tz: Any) -> str:
+    return value.astimezone(tz).isoformat(timespec="seconds") if value is not None else ""
+
+
+@schedules_app.command("list")
+def schedules_list(
+    output: Annotated[
+        OutputFormat, typer.Option("--format", help="table, json or csv.")
+    ] = OutputFormat.table,
+) -> None:
+    """Schedules (policies/schedules.yaml) with next fire time and last run, and the leader."""
+    from service.scheduling import flows as scheduling_flows
+    from service.scheduling.leadership import advisory_key_of
+    from service.scheduling.lifecycle import load as load_schedules
+    from service.scheduling.registry import discover_job_kinds
+
+    s = settings()
+    with input_errors():
+        config = load_schedules(s)
+    discover_job_kinds()
+    with account_session() as session:
+        view = scheduling_flows.overview(session, config=config, advisory_key=advisory_key_of)
+    if output == OutputFormat.json:
+        out.print_json(view.model_dump_json())
+        return
+    rows = [
+        {
+            "job_id": r.job_id,
+            "kind": r.kind + ("" if r.kind_registered else " (not installed)"),
+            "cron": " ".join(f"{k}={v}" for k, v in r.cron.items()),
+            "timezone": r.timezone,
+            "grace_s": r.misfire_grace_seconds,
+            "enabled": "yes" if r.enabled else "no",
+            "next_fire": _local(r.next_fire_time, s.tz),
+            "last_run": f"{_local(r.last_run.fire_time, s.tz)} {r.last_run.status}" if r.last_run else "",
+        }
+        for r in view.schedules
+    ]
+    columns = ["job_id", "kind", "cron", "timezone", "grace_s", "enabled", "next_fire", "last_run"]
+    if output == OutputFormat.csv:
+        sys.stdout.write(write_csv(rows, columns))
+        return
+    table = Table(title=f"schedules / 调度 ({view.source})")
+    for column in columns:
+        table.add_column(column)
+    for row in rows:
+        table.add_row(*(str(row[c]) for c in columns))
+    out.print(table)
+    leader = view.leader
+    out.print(
+        f"leader / 主调度进程: {leader.holder} ({leader.mechanism}, {'active' if leader.active else 'inactive'}, "
+        f"since {_local(leader.acquired_at, s.tz)})"
+        if leader
+        else "leader / 主调度进程: none yet / 尚无",
+        highlight=False,
+    )
+
+
+@schedules_app.command("runs")
+def schedules_runs(
+    job_id: Annotated[str | None, typer.Option("--job", help="Only this schedule id.")] = None,
+    status: Annotated[
+        str | None, typer.Option(help="started, succeeded, failed, abandoned or missed.")
+    ] = None,
+    limit: Annotated[int, typer.Option(min=1, max=500, help="Newest this many.")] = 20,
+    output: Annotated[
+        OutputFormat, typer.Option("--format", help="table, json or csv.")
+    ] = OutputFormat.table,
+) -> None:
+    """The run ledger, newest fire time first."""
+    from service.scheduling import flows as scheduling_flows
+    from service.scheduling.schemas import JobRunRead, RunStatus
+
+    if status is not None and status not in set(RunStatus):
+        err.print(f"unknown status {status!r}; use one of {', '.join(RunStatus)} / 状态无效")
+        raise typer.Exit(2)
+    s = settings()
+    with account_session() as session:
+        runs, total = scheduling_flows.browse_runs(
+            session, job_id=job_id, status=RunStatus(status) if status else None, limit=limit
+        )
+    items = [JobRunRead.model_validate(r) for r in runs]
+    if output == OutputFormat.json:
+        out.print_json(json.dumps([i.model_dump(mode="json") for i in items], ensure_ascii=False))
+        return
+    columns = ["id", "job_id", "trigger", "fire_time", "status", "attempt", "runner", "finished_at", "error"]
+    rows = [
+        {
+            **i.model_dump(mode="json", include=set(columns)),
+            "fire_time": _local(i.fire_time, s.tz),
+            "finished_at": _local(i.finished_at, s.tz),
+            "error": (i.error or "").strip().splitlines()[-1:][0] if i.error else "",
+        }
+        for i in items
+    ]
+    if output == OutputFormat.csv:
+        sys.stdout.write(write_csv(rows, columns))
+        return
+    table = Table(title=f"job runs / 运行记录 ({len(items)} of {total})")
+    for column in columns:
+        table.add_column(column)
+    for row in rows:
+        table.add_row(*(str(row[c] if row[c] is not None else "") for c in columns))
+    out.print(table)
+
+
+@schedules_app.command("run")
+def schedules_run(job_id: str) -> None:
+    """Run a schedule's job now, here, recorded in the ledger as a manual run (exit 1 if it fails)."""
+    from service.db.base import engine_for, session_factory
+    from service.db.migrate import upgrade
+    from service.scheduling.lifecycle import load as load_schedules
+    from service.scheduling.registry import UnknownJobKindError, discover_job_kinds
+    from service.scheduling.runner import run_now
+
+    s = settings()
+    with input_errors():
+        config = load_schedules(s)
+    schedule = config.get(job_id)
+    if schedule is None:
+        err.print(f"no schedule {job_id!r} / 调度不存在; known: {', '.join(x.id for x in config.schedules)}")
+        raise typer.Exit(2)
+    discover_job_kinds()
+    upgrade(s.database_url)
+    engine = engine_for(s.database_url)
+    try:
+        run = run_now(
+            session_factory(engine),
+            kind=schedule.kind,
+            job_id=schedule.id,
+            params=schedule.params,
+            requested_by=CLI_ACTOR,
+        )
+    except UnknownJobKindError as exc:
+        err.print(f"{exc} / 任务类型未安装")
+        raise typer.Exit(2) from exc
+    finally:
+        engine.dispose()
+    out.print(f"run {run.id} of {job_id}: {run.status}", highlight=False)
+    if run.status != "succeeded":
+        err.print(run.error or "", markup=False, highlight=False)
+        raise typer.Exit(1)
 
 
 if __name__ == "__main__":

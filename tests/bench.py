@@ -150,6 +150,7 @@ def main() -> None:
         results["generate"] = run_child("generate", data, str(RECORDS))
         results["batch"] = run_child("batch", data)
         results["stream"] = run_child("stream", data, str(STREAM_RECORDS))
+    results["api"] = run_child("api")  # tests/bench_api.py: its own company and database
     g, b, s = results["generate"], results["batch"], results["stream"]
     rows = [
         ("generate", f"{g['records']:,} records", f"{g['seconds']:.1f} s", "goal < 60 s"),
@@ -173,6 +174,34 @@ def main() -> None:
             f"ratio {s['ratio']:.2f} (goal ≥ 0.5)",
         ),
     ]
+    bulk, latency = results["api"]["bulk_ingest"], results["api"]["submit_latency"]
+    alone, loop, paced = latency["one_client"], latency["closed_loop"], latency["paced"]
+    rows += [
+        (
+            "API bulk ingest + evaluation (SQLite)",
+            f"{bulk['records_per_s']:,} rec/s",
+            f"{bulk['records']:,} records in {bulk['seconds']:.1f} s",
+            "goal ≥ 2,000 rec/s",
+        ),
+        (
+            "API submit latency, 1 client",
+            f"p50 {alone['p50_ms']:.0f} ms",
+            f"p99 {alone['p99_ms']:.0f} ms, {alone['requests_per_s']:.0f} req/s",
+            "",
+        ),
+        (
+            f"API submit latency, {loop['clients']} clients, closed loop",
+            f"p50 {loop['p50_ms']:.0f} ms",
+            f"p99 {loop['p99_ms']:.0f} ms, {loop['requests_per_s']:.0f} req/s",
+            "goal p99 ≤ 50 ms",
+        ),
+        (
+            f"API submit latency, {paced['clients']} clients, {paced['requests_per_s']:.0f} req/s",
+            f"p50 {paced['p50_ms']:.0f} ms",
+            f"p99 {paced['p99_ms']:.0f} ms",
+            "",
+        ),
+    ]
     width = [max(len(r[i]) for r in rows) for i in range(4)]
     for r in rows:
         print("  ".join(c.ljust(w) for c, w in zip(r, width, strict=True)))
@@ -189,6 +218,10 @@ if __name__ == "__main__":
             out = measure_generate(args[0], int(args[1]))
         elif name == "batch":
             out = measure_batch(args[0])
+        elif name == "api":
+            from tests.bench_api import bench
+
+            out = bench()
         else:
             out = measure_stream(args[0], int(args[1]))
         print(json.dumps(out))

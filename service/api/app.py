@@ -37,6 +37,7 @@ from service.api.deps import (
     status_phrase,
 )
 from service.db.base import engine_for, session_factory
+from service.scheduling import lifecycle as scheduling
 from service.settings import Settings, get_settings
 
 API_PREFIX = "/api/v1"
@@ -110,6 +111,17 @@ async def _http_error(request: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, StarletteHTTPException)
     if isinstance(exc, BodyTooLarge):
         return exc.response()
+    if exc.status_code == 400:
+        # FastAPI and Starlette answer 400 when they cannot parse a body (not UTF-8 JSON, broken
+        # multipart: routes raise ApiError instead): invalid input like any other, the documented 422.
+        why = exc.detail if isinstance(exc.detail, str) and exc.detail else "malformed body"
+        return error_response(
+            422,
+            "validation_error",
+            f"the request is invalid: the body cannot be parsed ({why})",
+            f"请求无效：无法解析请求体（{why}）",
+            [{"loc": ["body"], "message": why, "type": "body_unparsable"}],
+        )
     status = exc.status_code
     code, message, message_zh = _HTTP_ERRORS.get(status, ("error", status_phrase(status).lower(), "请求失败"))
     where = f"{request.method} {request.url.path}"
@@ -367,9 +379,11 @@ def create_app(settings: Settings | None = None) -> FastAPI:
 
     @asynccontextmanager
     async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
+        scheduling.start(_app)  # only in apps enabled by `zhidu serve`; tests build apps without it
         try:
             yield
         finally:
+            scheduling.stop(_app)
             engine.dispose()
 
     app = FastAPI(

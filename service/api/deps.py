@@ -317,7 +317,7 @@ class Pagination:
 
 def get_pagination(
     limit: Annotated[int, Query(ge=1, le=MAX_PAGE, description="Items per page.")] = 50,
-    offset: Annotated[int, Query(ge=0, description="Items to skip.")] = 0,
+    offset: Annotated[int, Query(ge=0, le=MAX_ID, description="Items to skip.")] = 0,
 ) -> Pagination:
     return Pagination(limit=limit, offset=offset)
 

@@ -16,12 +16,12 @@ import hashlib
 import json
 import re
 import uuid
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from datetime import UTC, date, datetime
 from decimal import Decimal
-from typing import Any
+from typing import Any, cast
 
-from sqlalchemy import ColumnElement, func, insert, select, update
+from sqlalchemy import ColumnElement, Table, func, insert, select, update
 from sqlalchemy.orm import Session
 
 from service.audit.models import AuditChainHead, AuditEvent
@@ -210,6 +210,68 @@ def append_event(
     )
     session.flush()
     return event
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class PendingEvent:
+    """One event for `append_events`. Give the entity's states (`before` / `after`, digested) or,
+    when they are known already, their digests (e.g. a record's content hash)."""
+
+    actor: str
+    action: str
+    entity_type: str
+    entity_id: str | int
+    before: Any = None
+    after: Any = None
+    before_digest: str | None = None
+    after_digest: str | None = None
+    detail: Mapping[str, Any] | None = None
+
+
+def append_events(session: Session, *, events: Sequence[PendingEvent], now: datetime) -> int:
+    """Append `events` to the chain, in order, in the session's transaction (flushed, not committed):
+    the chain head is locked once and the events inserted in bulk, so thousands of events (a large
+    upload) cost a few statements. The chain is the same as `append_event` called once per event.
+    Returns the seq of the last event (the head's when `events` is empty)."""
+    if now.tzinfo is None or now.utcoffset() is None:
+        raise ValueError("`now` must be a timezone-aware datetime")
+    if not events:
+        head = chain_head(session)
+        return head[0] if head else 0
+    at = now.astimezone(UTC)
+    rows: list[dict[str, Any]] = []
+    last_seq, last_hash = _lock_head(session)
+    for event in events:
+        if not event.actor or len(event.actor) > 128:
+            raise ValueError(f"actor must be 1-128 characters, got {event.actor!r}")
+        if not ACTION_PATTERN.fullmatch(event.action) or len(event.action) > 64:
+            raise ValueError(f"action must look like `entity.verb` (lowercase), got {event.action!r}")
+        stored_detail: dict[str, Any] = json.loads(canonical_json(dict(event.detail or {})))
+        row: dict[str, Any] = {
+            "seq": last_seq + 1,
+            "at": at,
+            "actor": event.actor,
+            "action": event.action,
+            "entity_type": event.entity_type,
+            "entity_id": str(event.entity_id),
+            "before_digest": event.before_digest if event.before_digest is not None else digest(event.before),
+            "after_digest": event.after_digest if event.after_digest is not None else digest(event.after),
+            "detail": stored_detail,
+        }
+        row["hash"] = event_hash(prev_hash=last_hash, **row)
+        row["prev_hash"] = last_hash
+        rows.append(row)
+        last_seq, last_hash = row["seq"], row["hash"]
+    session.execute(
+        insert(cast(Table, AuditEvent.__table__)), rows
+    )  # Core: the ORM's bulk path is slower per row
+    session.execute(
+        update(AuditChainHead)
+        .where(AuditChainHead.id == HEAD_ID)
+        .values(last_seq=last_seq, last_hash=last_hash)
+        .execution_options(synchronize_session=False)
+    )
+    return last_seq
 
 
 def chain_head(session: Session) -> tuple[int, str] | None:

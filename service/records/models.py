@@ -63,3 +63,30 @@ class Record(Base):
             f"Record(record_type={self.record_type!r}, record_id={self.record_id!r}, "
             f"version={self.version!r}, is_current={self.is_current!r})"
         )
+
+
+class RecordKeyField(Base):
+    """A (record type, field) whose values are indexed in `record_keys`: the fields the rules in
+    force join on. Registered (and back-filled) by the evaluation runtime; `upsert_records` keeps
+    `record_keys` up to date for every registered field, whoever calls it."""
+
+    __tablename__ = "record_key_fields"
+
+    record_type: Mapped[str] = mapped_column(String(64), primary_key=True)
+    field: Mapped[str] = mapped_column(String(64), primary_key=True)
+
+
+class RecordKey(Base):
+    """One value of one registered field of the CURRENT version of a record (rows of older
+    versions are deleted when a record is versioned). A related-record look-up is an index scan on
+    (record_type, field, value) instead of a scan of every payload."""
+
+    __tablename__ = "record_keys"
+
+    id: Mapped[int] = mapped_column(BigIntPK, primary_key=True)
+    record_pk: Mapped[int] = mapped_column(BigIntPK, ForeignKey("records.id"), index=True)
+    record_type: Mapped[str] = mapped_column(String(64))
+    field: Mapped[str] = mapped_column(String(64))
+    value: Mapped[str] = mapped_column(String)  # see `service.records.service.key_text`
+
+    __table_args__ = (Index("ix_record_keys_record_type_field_value", "record_type", "field", "value"),)

@@ -3,16 +3,18 @@
 
 from __future__ import annotations
 
+import hashlib
+import json
 import re
 from collections import Counter
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Collection, Iterable, Iterator, Mapping, Sequence
 from datetime import datetime
-from typing import Any, TypeVar
+from typing import Any, TypeVar, cast
 
-from sqlalchemy import func, insert, select, true, update
+from sqlalchemy import Table, delete, func, insert, select, true, update
 from sqlalchemy.orm import Session
 
-from service.records.models import Record, Submission
+from service.records.models import Record, RecordKey, RecordKeyField, Submission
 from service.records.schemas import Outcome, RecordResult, UpsertOutcome
 
 _T = TypeVar("_T")
@@ -134,11 +136,181 @@ def upsert_records(
             }
         )
 
+    key_fields = registered_key_fields(session, record_type=record_type)
     for row_ids in _chunks(superseded, size):
         session.execute(update(Record).where(Record.id.in_(row_ids)).values(is_current=False))
-    if new_rows:
-        session.execute(insert(Record), new_rows)
+        if key_fields:
+            session.execute(delete(RecordKey).where(RecordKey.record_pk.in_(row_ids)))
+    if new_rows and key_fields:
+        records = cast(Table, Record.__table__)
+        pks = session.scalars(
+            insert(records).returning(records.c.id, sort_by_parameter_order=True), new_rows
+        ).all()
+        keys = key_rows(record_type, key_fields, zip(pks, (row["payload"] for row in new_rows), strict=True))
+        if keys:
+            session.execute(insert(cast(Table, RecordKey.__table__)), keys)
+    elif new_rows:
+        # Core inserts: the ORM's bulk path costs several times more per row
+        session.execute(insert(cast(Table, Record.__table__)), new_rows)
     return UpsertOutcome(record_type=record_type, results=tuple(results))
+
+
+# --- the key index (record_keys) ------------------------------------------------------------------
+
+KEY_TEXT_MAX = 256  # longer values are indexed by their digest
+
+
+def key_text(value: Any) -> str | None:
+    """How a payload value is written in `record_keys.value` (None: not indexed, i.e. missing).
+
+    Strings as they are (a string longer than KEY_TEXT_MAX by `sha256:<hex>`, so index entries stay
+    small); ints as digits; bools as true/false. Equal values give equal texts; a look-up through the
+    index may return a few more rows than asked (never fewer), which the engines' joins filter.
+    """
+    if value is None:
+        return None
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, int | float):
+        return str(value)
+    text = value if isinstance(value, str) else json.dumps(value, sort_keys=True, ensure_ascii=False)
+    if len(text) > KEY_TEXT_MAX:
+        return "sha256:" + hashlib.sha256(text.encode("utf-8", "surrogatepass")).hexdigest()
+    return text
+
+
+def key_rows(
+    record_type: str, fields: Sequence[str], rows: Iterable[tuple[int, Mapping[str, Any]]]
+) -> list[dict[str, Any]]:
+    """`record_keys` rows for (record pk, payload) pairs."""
+    out: list[dict[str, Any]] = []
+    for pk, payload in rows:
+        for name in fields:
+            text = key_text(payload.get(name))
+            if text is not None:
+                out.append({"record_pk": pk, "record_type": record_type, "field": name, "value": text})
+    return out
+
+
+def registered_key_fields(session: Session, *, record_type: str) -> list[str]:
+    """The fields of `record_type` whose values `record_keys` holds."""
+    return list(
+        session.scalars(
+            select(RecordKeyField.field)
+            .where(RecordKeyField.record_type == record_type)
+            .order_by(RecordKeyField.field)
+        )
+    )
+
+
+def all_key_fields(session: Session) -> set[tuple[str, str]]:
+    return {(t, f) for t, f in session.execute(select(RecordKeyField.record_type, RecordKeyField.field))}
+
+
+def register_key_fields(session: Session, *, fields: Collection[tuple[str, str]]) -> list[tuple[str, str]]:
+    """Make sure `record_keys` holds the values of every (record type, field) in `fields`: register
+    the missing pairs and index the current records' values for them. Returns the pairs added.
+    Pairs registered earlier and no longer asked for are kept (they cost a little space only)."""
+    missing = sorted(set(fields) - all_key_fields(session))
+    if not missing:
+        return []
+    session.execute(insert(RecordKeyField), [{"record_type": t, "field": f} for t, f in missing])
+    by_type: dict[str, list[str]] = {}
+    for record_type, name in missing:
+        by_type.setdefault(record_type, []).append(name)
+    for record_type, names in by_type.items():
+        rows = session.execute(
+            select(Record.id, Record.payload)
+            .where(Record.record_type == record_type, Record.is_current == true())
+            .execution_options(yield_per=5000)
+        )
+        for partition in rows.partitions():
+            keys = key_rows(record_type, names, ((pk, payload) for pk, payload in partition))
+            if keys:
+                session.execute(insert(cast(Table, RecordKey.__table__)), keys)
+    return missing
+
+
+# --- current versions by id, key or type (what the evaluation reads) --------------------------------
+
+# (row id, business id, content hash) of a current version
+RecordRef = tuple[int, str, str]
+
+
+def current_refs_by_id(session: Session, *, record_type: str, record_ids: Collection[str]) -> list[RecordRef]:
+    ids = sorted(set(record_ids))
+    out: list[RecordRef] = []
+    for chunk in _chunks(ids, chunk_size(session)):
+        out.extend(
+            (int(pk), rid, h)
+            for pk, rid, h in session.execute(
+                select(Record.id, Record.record_id, Record.content_hash).where(
+                    Record.record_type == record_type,
+                    Record.is_current == true(),
+                    Record.record_id.in_(chunk),
+                )
+            )
+        )
+    return out
+
+
+def current_refs_by_key(
+    session: Session, *, record_type: str, field: str, values: Collection[Any]
+) -> list[RecordRef]:
+    """Current versions whose registered `field` has one of `values` (payload values); through the
+    index, so possibly a few more (see `key_text`)."""
+    texts = sorted({t for t in (key_text(v) for v in values) if t is not None})
+    seen: dict[int, RecordRef] = {}
+    for chunk in _chunks(texts, chunk_size(session)):
+        rows = session.execute(
+            select(Record.id, Record.record_id, Record.content_hash)
+            .join(RecordKey, RecordKey.record_pk == Record.id)
+            .where(
+                RecordKey.record_type == record_type,
+                RecordKey.field == field,
+                RecordKey.value.in_(chunk),
+                Record.is_current == true(),
+            )
+        )
+        for pk, rid, h in rows:
+            seen[int(pk)] = (int(pk), rid, h)
+    return list(seen.values())
+
+
+def current_refs_all(session: Session, *, record_type: str) -> list[RecordRef]:
+    return [
+        (int(pk), rid, h)
+        for pk, rid, h in session.execute(
+            select(Record.id, Record.record_id, Record.content_hash).where(
+                Record.record_type == record_type, Record.is_current == true()
+            )
+        )
+    ]
+
+
+def payloads_by_pk(session: Session, *, pks: Collection[int]) -> dict[int, dict[str, Any]]:
+    out: dict[int, dict[str, Any]] = {}
+    for chunk in _chunks(sorted(set(pks)), chunk_size(session)):
+        out.update(
+            (int(pk), payload)
+            for pk, payload in session.execute(select(Record.id, Record.payload).where(Record.id.in_(chunk)))
+        )
+    return out
+
+
+def current_payloads(
+    session: Session, *, record_type: str, record_ids: Collection[str]
+) -> dict[str, dict[str, Any]]:
+    """The current payload of each of `record_ids` that exists."""
+    out: dict[str, dict[str, Any]] = {}
+    for chunk in _chunks(sorted(set(record_ids)), chunk_size(session)):
+        rows = session.execute(
+            select(Record.record_id, Record.payload).where(
+                Record.record_type == record_type, Record.is_current == true(), Record.record_id.in_(chunk)
+            )
+        )
+        out.update((rid, payload) for rid, payload in rows)
+    return out
 
 
 def create_submission(

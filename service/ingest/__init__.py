@@ -1,0 +1,1 @@
+"""Ingestion: records submitted as JSON or files, stored and evaluated on arrival."""

@@ -1,0 +1,1 @@
+"""The policy library, read-only over the API: manuals, clauses, parameters, rules."""

@@ -1,0 +1,1 @@
+"""Violations: what the rules found, keyed by (rule, record), with their status history."""
