@@ -9,6 +9,7 @@ import sys
 from collections import Counter
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
+from datetime import datetime
 from enum import StrEnum
 from pathlib import Path
 from typing import Annotated, Any
@@ -469,6 +470,11 @@ def demo(
         f"4. against the generator's ground truth / 与注入的违规对照: {len(injected)} injected, "
         f"{len(found & injected)} found, {len(injected - found)} missed, {len(found - injected)} false alarms"
     )
+    out.print("5. inspection of the last month / 上月检查 (2026-10), as of the company's as-of time:")
+    outcome = run_inspection_now(
+        "2026-10", depts=None, issue=True, now=datetime.fromisoformat(manifest.as_of)
+    )
+    print_inspection(outcome, settings().tz)
 
 
 def _print_pivot(title: str, frame: pd.DataFrame, rows: str, columns: str) -> None:
@@ -880,6 +886,245 @@ def schedules_run(job_id: str) -> None:
     if run.status != "succeeded":
         err.print(run.error or "", markup=False, highlight=False)
         raise typer.Exit(1)
+
+
+# --- inspections and rectification notices (service.inspections, service.notices) ----------------
+
+notices_app = typer.Typer(help="Rectification notices (整改通知): list, show, sweep.", no_args_is_help=True)
+app.add_typer(notices_app, name="notices")
+
+
+def _local_time(value: Any, tz: Any) -> str:
+    return value.astimezone(tz).isoformat(timespec="seconds") if value is not None else ""
+
+
+def _inspection_runtime() -> tuple[Any, Any]:
+    """The evaluation runtime and the inspection configuration (exit 2 on a bad policy file)."""
+    from service.evaluation.runtime import runtime_for
+    from service.inspections.config import load_config
+
+    s = settings()
+    with input_errors():
+        runtime = runtime_for(s)
+        config = load_config(s.policies_dir, runtime.library.model)
+    return runtime, config
+
+
+def run_inspection_now(period_text: str, *, depts: Sequence[str] | None, issue: bool, now: Any = None) -> Any:
+    """Inspect a period on ZHIDU_DATABASE_URL (migrated first) at `now` (an aware datetime; default
+    the current time, e.g. a demo company's as-of time); the outcome (`print_inspection` shows it)."""
+    from datetime import UTC, datetime
+
+    from service.inspections import flows as inspection_flows
+    from service.inspections.periods import Period, PeriodError
+
+    try:
+        period = Period.parse(period_text)
+    except PeriodError as exc:
+        err.print(f"{exc}\n{exc.message_zh}", markup=False, highlight=False)
+        raise typer.Exit(2) from exc
+    runtime, config = _inspection_runtime()
+    with account_session() as session:
+        try:
+            return inspection_flows.run_inspection(
+                session,
+                runtime=runtime,
+                config=config,
+                period=period,
+                depts=depts,
+                actor=CLI_ACTOR,
+                trigger="cli",
+                now=now or datetime.now(UTC),
+                issue=issue,
+            )
+        except inspection_flows.InspectionRefusedError as exc:
+            err.print(f"{exc.message} / {exc.message_zh}", markup=False, highlight=False)
+            raise typer.Exit(2) from exc
+
+
+def print_inspection(outcome: Any, tz: Any) -> None:
+    inspection = outcome.inspection
+    out.print(
+        f"inspection {inspection.id} of {inspection.period} / 检查 {inspection.period}: as of "
+        f"{_local_time(inspection.as_of, tz)}{'' if inspection.complete else ' (period not over / 期间未结束)'}, "
+        f"{inspection.records_checked} records checked",
+        highlight=False,
+    )
+    table = Table(title="per department / 各部门")
+    for col in (
+        "dept",
+        "records",
+        "minor",
+        "major",
+        "critical",
+        "waived",
+        "data quality",
+        "opened",
+        "closed",
+        "score",
+    ):
+        table.add_column(col, justify="left" if col == "dept" else "right")
+    for s in outcome.summaries:
+        table.add_row(
+            s.dept,
+            str(s.records_checked),
+            str(s.findings_minor),
+            str(s.findings_major),
+            str(s.findings_critical),
+            str(s.waived),
+            str(s.data_quality),
+            str(s.opened),
+            str(s.closed),
+            "-" if s.score is None else f"{s.score:.1f}",
+        )
+    out.print(table)
+    out.print(
+        "counts / 计数: " + ", ".join(f"{k}={v}" for k, v in inspection.counts.items()), highlight=False
+    )
+    if outcome.notices:
+        notices = Table(title=f"notices issued / 已下发整改通知 ({len(outcome.notices)})")
+        for col in ("number", "dept", "due", "head"):
+            notices.add_column(col)
+        for n in outcome.notices:
+            notices.add_row(n.number, n.dept, n.due_date.isoformat(), n.department_head or "")
+        out.print(notices)
+
+
+@app.command("inspect")
+def inspect_cmd(
+    period: Annotated[str, typer.Option("--period", help="A month YYYY-MM or a quarter YYYY-Qn.")],
+    dept: Annotated[
+        list[str] | None, typer.Option("--dept", help="A department (repeat for several; default all).")
+    ] = None,
+    notices: Annotated[
+        bool, typer.Option("--notices/--no-notices", help="Issue rectification notices.")
+    ] = True,
+    fmt: Annotated[OutputFormat, typer.Option("--format", help="table or json.")] = OutputFormat.table,
+) -> None:
+    """Inspect a period now: data-quality checks and every rule as of the period's end plus grace,
+    violations upserted and closed, a summary and score per department, notices issued."""
+    outcome = run_inspection_now(period, depts=dept or None, issue=notices)
+    if fmt == OutputFormat.json:
+        from service.inspections.views import summary_read
+
+        inspection = outcome.inspection
+        doc = {
+            "id": inspection.id,
+            "period": inspection.period,
+            "as_of": inspection.as_of.isoformat(),
+            "complete": inspection.complete,
+            "depts": inspection.depts,
+            "records_checked": inspection.records_checked,
+            "counts": inspection.counts,
+            "timings": inspection.timings,
+            "summaries": [summary_read(s).model_dump(mode="json") for s in outcome.summaries],
+            "notices": [
+                {"number": n.number, "dept": n.dept, "due_date": n.due_date.isoformat()}
+                for n in outcome.notices
+            ],
+        }
+        sys.stdout.write(json.dumps(doc, ensure_ascii=False, indent=1) + "\n")
+        return
+    print_inspection(outcome, settings().tz)
+
+
+@notices_app.command("list")
+def notices_list(
+    status: Annotated[str | None, typer.Option(help="issued, acknowledged, response_submitted, ...")] = None,
+    dept: Annotated[str | None, typer.Option(help="One department.")] = None,
+    limit: Annotated[int, typer.Option(min=1, max=500)] = 100,
+) -> None:
+    """Notices, newest first, with status, deadline, overdue and escalation."""
+    from datetime import UTC, datetime
+
+    from sqlalchemy import true
+
+    from service.notices import service as notice_service
+
+    now = datetime.now(UTC)
+    with account_session() as session:
+        items, total = notice_service.list_notices(
+            session, scope=true(), dept=dept, status=status, limit=limit
+        )
+        counts = notice_service.item_counts(session, notice_ids=[n.id for n in items])
+    table = Table(title=f"notices / 整改通知 ({len(items)} of {total})")
+    for col in ("number", "dept", "status", "findings", "due", "overdue", "escalation"):
+        table.add_column(col)
+    for n in items:
+        table.add_row(
+            n.number,
+            n.dept,
+            n.status,
+            str(counts.get(n.id, 0)),
+            n.due_date.isoformat(),
+            "yes" if notice_service.is_overdue(n, now) else "",
+            str(n.escalation_level or ""),
+        )
+    out.print(table)
+
+
+@notices_app.command("show")
+def notices_show(number: str, lang: LangOption = Lang.zh) -> None:
+    """One notice: its findings with clauses and responsible persons, and its history."""
+    from service.notices import service as notice_service
+
+    runtime, _ = _inspection_runtime()
+    with account_session() as session:
+        notice = notice_service.by_number(session, number=number)
+        if notice is None:
+            err.print(f"no notice {number} / 整改通知不存在")
+            raise typer.Exit(2)
+        items = notice_service.items_of(session, notice_id=notice.id)
+        events = notice_service.events_of(session, notice_id=notice.id)
+    zh = lang == Lang.zh
+    out.print(
+        f"{notice.number}  {notice.dept}  {notice.status}  due / 期限 {notice.due_date.isoformat()}  "
+        f"escalation / 升级 {notice.escalation_level}  head / 负责人 {notice.department_head or '-'}",
+        highlight=False,
+    )
+    table = Table(title="findings / 整改事项")
+    for col in ("rule", "record", "severity", "responsible", "clauses", "message", "outcome"):
+        table.add_column(col)
+    for i in items:
+        clauses = [
+            f"{c} {runtime.library.clauses[c].title.get(lang.value)}" if c in runtime.library.clauses else c
+            for c in i.clauses
+        ]
+        table.add_row(
+            i.rule_id,
+            f"{i.record_type}:{i.record_id}",
+            i.severity,
+            i.responsible or "",
+            "\n".join(clauses),
+            i.message_zh if zh else i.message_en,
+            i.outcome,
+        )
+    out.print(table)
+    for e in events:
+        out.print(
+            f"  {_local_time(e.at, settings().tz)}  {e.actor}  {e.action}  {e.note}",
+            markup=False,
+            highlight=False,
+        )
+
+
+@notices_app.command("sweep")
+def notices_sweep() -> None:
+    """Expire waivers (revive findings), remind and escalate overdue notices, record missing
+    self-checks: what the daily `notices.sweep` job does."""
+    from datetime import UTC, datetime
+
+    from service.notices import flows as notice_flows
+
+    runtime, config = _inspection_runtime()
+    with account_session() as session:
+        report = notice_flows.sweep(session, runtime=runtime, config=config, now=datetime.now(UTC))
+    out.print(
+        f"reminders {report.reminders}, escalations {report.escalations}, waivers expired "
+        f"{report.waivers_expired} (findings revived {report.findings_revived}), missing self-checks "
+        f"{report.missing_selfchecks}",
+        highlight=False,
+    )
 
 
 if __name__ == "__main__":

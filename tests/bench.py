@@ -160,6 +160,7 @@ def main() -> None:
         results["stream"] = run_child("stream", data, str(STREAM_RECORDS))
         results["checks"] = run_child("checks", data)  # checks/bench.py: data-quality suites
     results["reports"] = run_child("reports")  # reports/bench.py: every document, large data
+    results["inspection"] = run_child("inspection")  # tests/bench_inspection.py: 1M records
     results["api"] = run_child("api")  # tests/bench_api.py: its own company and database
     g, b, s = results["generate"], results["batch"], results["stream"]
     rows = [
@@ -237,6 +238,15 @@ def main() -> None:
         for name, secs in reports_times["seconds"].items()
         if name != "build_sample_data"
     )
+    inspection = results["inspection"]
+    rows.append(
+        (
+            "inspection (checks + rules)",
+            f"{inspection['records']:,} records" if "records" in inspection else "1M records",
+            f"{inspection['checks_plus_rules_seconds']:.1f} s (with storing: {inspection['inspection_seconds']:.1f} s)",
+            "goal ≤ 30 s",
+        )
+    )
     width = [max(len(r[i]) for r in rows) for i in range(4)]
     for r in rows:
         print("  ".join(c.ljust(w) for c, w in zip(r, width, strict=True)))
@@ -257,6 +267,10 @@ if __name__ == "__main__":
             from tests.bench_api import bench
 
             out = bench()
+        elif name == "inspection":
+            from tests.bench_inspection import bench as bench_inspection
+
+            out = bench_inspection()
         elif name == "checks":
             from checks.bench import bench as bench_checks
 

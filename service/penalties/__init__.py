@@ -1,0 +1,1 @@
+"""Penalties by the ladder for confirmed findings, their decision, appeals and ledgers."""
