@@ -192,8 +192,12 @@ def test_default_schedules_are_monthly_and_quarterly_in_shanghai() -> None:
     assert monthly.timezone == quarterly.timezone == "Asia/Shanghai"
     assert 0 < monthly.misfire_grace_seconds <= 7 * 24 * 3600
     mid_october = datetime(2026, 10, 15, 12, 0, tzinfo=SHANGHAI)
-    assert monthly.next_fire_time(mid_october) == datetime(2026, 11, 1, 2, 0, tzinfo=SHANGHAI)
-    assert quarterly.next_fire_time(mid_october) == datetime(2027, 1, 1, 3, 0, tzinfo=SHANGHAI)
+    # On the 6th: after the inspections' grace days (policies/inspections.yaml), so late records count.
+    assert monthly.next_fire_time(mid_october) == datetime(2026, 11, 6, 2, 0, tzinfo=SHANGHAI)
+    assert quarterly.next_fire_time(mid_october) == datetime(2027, 1, 6, 3, 0, tzinfo=SHANGHAI)
+    sweep = cfg.get("notices.sweep")
+    assert sweep is not None
+    assert sweep.next_fire_time(mid_october) == datetime(2026, 10, 16, 8, 0, tzinfo=SHANGHAI)
     assert cfg.options.leadership == "auto"
 
 
