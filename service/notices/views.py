@@ -7,6 +7,8 @@ department you may not see answers 404."""
 from __future__ import annotations
 
 import base64
+from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import datetime
 from typing import Annotated, Any
 from urllib.parse import quote
@@ -90,6 +92,23 @@ def _conflict(exc: NoticeError) -> ConflictError:
 
 def _invalid(exc: flows.InvalidInputError) -> UnprocessableError:
     return UnprocessableError(exc.message, exc.message_zh, code="invalid_response", details=exc.details)
+
+
+@contextmanager
+def _domain_errors(not_found: NotFoundError) -> Iterator[None]:
+    """The flows' errors as the API's: unknown or outside the caller's departments → 404 (never
+    403, so nothing leaks), not allowed in the current status → 409, a bad response → 422, too
+    large → 413."""
+    try:
+        yield
+    except flows.NotFoundError:
+        raise not_found from None
+    except NoticeError as exc:
+        raise _conflict(exc) from None
+    except flows.InvalidInputError as exc:
+        raise _invalid(exc) from None
+    except flows.TooLargeError as exc:
+        raise ApiError(exc.message, exc.message_zh, code="payload_too_large", status_code=413) from None
 
 
 def notice_read(notice: Notice, findings: int, now: datetime) -> NoticeRead:
@@ -277,14 +296,10 @@ def get_notice(
 )
 def acknowledge(notice_id: PathId, user: DepartmentUser, session: SessionDep, clock: ClockDep) -> NoticeRead:
     now = clock()
-    try:
+    with _domain_errors(_not_found(notice_id)):
         notice = flows.acknowledge(
             session, notice_id=notice_id, visible=visible_depts(user), actor=user.username, now=now
         )
-    except flows.NotFoundError:
-        raise _not_found(notice_id) from None
-    except NoticeError as exc:
-        raise _conflict(exc) from None
     return notice_read(notice, len(service.items_of(session, notice_id=notice.id)), now)
 
 
@@ -340,7 +355,7 @@ async def respond(
             details=[{"loc": ["body"], "message": "item_ids or records out of range", "type": "range"}]
         )
     now = clock()
-    try:
+    with _domain_errors(_not_found(notice_id)):
         notice, _ = await run_in_threadpool(
             flows.respond,
             session,
@@ -354,14 +369,6 @@ async def respond(
             actor=user.username,
             now=now,
         )
-    except flows.NotFoundError:
-        raise _not_found(notice_id) from None
-    except NoticeError as exc:
-        raise _conflict(exc) from None
-    except flows.InvalidInputError as exc:
-        raise _invalid(exc) from None
-    except flows.TooLargeError as exc:
-        raise ApiError(exc.message, exc.message_zh, code="payload_too_large", status_code=413) from None
     return await run_in_threadpool(notice_detail, session, notice, runtime.library, now)
 
 
@@ -421,12 +428,10 @@ def download_evidence(
 def get_verification(
     notice_id: PathId, user: SupervisorUser, session: SessionDep, runtime: RuntimeDep, clock: ClockDep
 ) -> Verification:
-    try:
+    with _domain_errors(_not_found(notice_id)):
         return flows.verification(
             session, runtime=runtime, notice_id=notice_id, visible=visible_depts(user), now=clock()
         )
-    except flows.NotFoundError:
-        raise _not_found(notice_id) from None
 
 
 @router.post(
@@ -444,7 +449,7 @@ def verify(
     clock: ClockDep,
 ) -> NoticeDetail:
     now = clock()
-    try:
+    with _domain_errors(_not_found(notice_id)):
         notice, _ = flows.verify(
             session,
             runtime=runtime,
@@ -454,10 +459,6 @@ def verify(
             actor=user.username,
             now=now,
         )
-    except flows.NotFoundError:
-        raise _not_found(notice_id) from None
-    except NoticeError as exc:
-        raise _conflict(exc) from None
     return notice_detail(session, notice, runtime.library, now)
 
 
@@ -476,7 +477,7 @@ def return_notice(
     clock: ClockDep,
 ) -> NoticeRead:
     now = clock()
-    try:
+    with _domain_errors(_not_found(notice_id)):
         notice = flows.return_notice(
             session,
             runtime=runtime,
@@ -487,12 +488,6 @@ def return_notice(
             actor=user.username,
             now=now,
         )
-    except flows.NotFoundError:
-        raise _not_found(notice_id) from None
-    except NoticeError as exc:
-        raise _conflict(exc) from None
-    except flows.InvalidInputError as exc:
-        raise _invalid(exc) from None
     return notice_read(notice, len(service.items_of(session, notice_id=notice.id)), now)
 
 
@@ -518,7 +513,7 @@ def close_notice(
     clock: ClockDep,
 ) -> ClosedRead:
     now = clock()
-    try:
+    with _domain_errors(_not_found(notice_id)):
         notice, proposed = flows.close(
             session,
             runtime=runtime,
@@ -528,10 +523,6 @@ def close_notice(
             actor=user.username,
             now=now,
         )
-    except flows.NotFoundError:
-        raise _not_found(notice_id) from None
-    except NoticeError as exc:
-        raise _conflict(exc) from None
     return ClosedRead(
         notice=notice_read(notice, len(service.items_of(session, notice_id=notice.id)), now),
         penalties=penalty_reads(session, proposed),
@@ -585,7 +576,9 @@ def list_reminders(
 def create_waiver(
     body: WaiverCreate, user: SupervisorUser, session: SessionDep, runtime: RuntimeDep, clock: ClockDep
 ) -> WaiverRead:
-    try:
+    with _domain_errors(
+        NotFoundError(f"violation {body.violation_id} not found", f"违规 {body.violation_id} 不存在")
+    ):
         waiver = flows.waive(
             session,
             runtime=runtime,
@@ -596,12 +589,6 @@ def create_waiver(
             actor=user.username,
             now=clock(),
         )
-    except flows.NotFoundError:
-        raise NotFoundError(
-            f"violation {body.violation_id} not found", f"违规 {body.violation_id} 不存在"
-        ) from None
-    except NoticeError as exc:
-        raise _conflict(exc) from None
     return WaiverRead.model_validate(waiver)
 
 
@@ -645,7 +632,7 @@ def revoke_waiver(
     runtime: RuntimeDep,
     clock: ClockDep,
 ) -> WaiverRead:
-    try:
+    with _domain_errors(NotFoundError(f"waiver {waiver_id} not found", f"豁免 {waiver_id} 不存在")):
         waiver = flows.revoke(
             session,
             runtime=runtime,
@@ -655,8 +642,4 @@ def revoke_waiver(
             actor=user.username,
             now=clock(),
         )
-    except flows.NotFoundError:
-        raise NotFoundError(f"waiver {waiver_id} not found", f"豁免 {waiver_id} 不存在") from None
-    except NoticeError as exc:
-        raise _conflict(exc) from None
     return WaiverRead.model_validate(waiver)

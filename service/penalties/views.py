@@ -3,7 +3,8 @@ their decision, ledgers per person and per department."""
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Path, Query
@@ -56,6 +57,18 @@ _CONFLICT: dict[int | str, dict[str, Any]] = {
 
 def _not_found(penalty_id: int) -> NotFoundError:
     return NotFoundError(f"penalty {penalty_id} not found", f"处罚 {penalty_id} 不存在")
+
+
+@contextmanager
+def _domain_errors(not_found: NotFoundError) -> Iterator[None]:
+    """The flows' errors as the API's: unknown or outside the caller's departments → 404, not
+    allowed in the penalty's current state → 409."""
+    try:
+        yield
+    except flows.NotFoundError:
+        raise not_found from None
+    except service.PenaltyError as exc:
+        raise ConflictError(exc.message, exc.message_zh, code=exc.code) from None
 
 
 def penalty_reads(session: Session, penalties: Sequence[Penalty]) -> list[PenaltyRead]:
@@ -134,7 +147,7 @@ def get_penalty(penalty_id: PathId, _user: CurrentUser, scope: ScopeDep, session
 def decide(
     penalty_id: PathId, body: DecisionRequest, user: SupervisorUser, session: SessionDep, clock: ClockDep
 ) -> PenaltyRead:
-    try:
+    with _domain_errors(_not_found(penalty_id)):
         penalty = flows.decide(
             session,
             penalty_id=penalty_id,
@@ -143,10 +156,6 @@ def decide(
             actor=user.username,
             now=clock(),
         )
-    except flows.NotFoundError:
-        raise _not_found(penalty_id) from None
-    except service.PenaltyError as exc:
-        raise ConflictError(exc.message, exc.message_zh, code=exc.code) from None
     return penalty_reads(session, [penalty])[0]
 
 
@@ -165,7 +174,7 @@ def appeal(
     config: ConfigDep,
     clock: ClockDep,
 ) -> PenaltyRead:
-    try:
+    with _domain_errors(_not_found(penalty_id)):
         penalty, _ = flows.appeal(
             session,
             config=config,
@@ -175,10 +184,6 @@ def appeal(
             actor=user.username,
             now=clock(),
         )
-    except flows.NotFoundError:
-        raise _not_found(penalty_id) from None
-    except service.PenaltyError as exc:
-        raise ConflictError(exc.message, exc.message_zh, code=exc.code) from None
     return penalty_reads(session, [penalty])[0]
 
 
@@ -195,7 +200,7 @@ def decide_appeal(
     session: SessionDep,
     clock: ClockDep,
 ) -> PenaltyRead:
-    try:
+    with _domain_errors(_not_found(penalty_id)):
         penalty, _ = flows.decide_appeal(
             session,
             penalty_id=penalty_id,
@@ -204,10 +209,6 @@ def decide_appeal(
             actor=user.username,
             now=clock(),
         )
-    except flows.NotFoundError:
-        raise _not_found(penalty_id) from None
-    except service.PenaltyError as exc:
-        raise ConflictError(exc.message, exc.message_zh, code=exc.code) from None
     return penalty_reads(session, [penalty])[0]
 
 
