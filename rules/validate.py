@@ -12,6 +12,7 @@ import decimal
 import hashlib
 import json
 import math
+import re
 from collections.abc import Iterable
 from dataclasses import dataclass
 from enum import IntEnum
@@ -370,6 +371,174 @@ def _parse(spec: FieldSpec, raw: pd.Series[Any], tz: ZoneInfo) -> _Parsed:
 
 
 # ---------------------------------------------------------------------------------------------
+# Small frames: the same parsing, one cell at a time
+#
+# pandas costs ~0.1 ms per column operation whatever the length, which is most of the cost of
+# validating one record (an API submit). Up to SMALL_FRAME rows, text cells are parsed here in
+# plain Python instead, with the same results (tests/test_validate_small.py compares both paths).
+# Anything these functions are not sure to read exactly as pandas does (other column dtypes, years
+# far from now, unusual offsets, non-ASCII digits) makes them return None, and the column goes the
+# vectorised way.
+
+SMALL_FRAME = 32
+_FAST_YEARS = range(1900, 2038)  # within it, zoneinfo and pandas agree on every zone's rules
+_EPOCH = dt.datetime(1970, 1, 1)
+_INT_FULL = re.compile(_INT_RE)
+_DECIMAL_FULL = re.compile(_DECIMAL_RE)
+_DATE_FULL = re.compile(_DATE_RE)
+_NAIVE_PARTS = re.compile(
+    r"([0-9]{4})-([0-9]{2})-([0-9]{2})(?:[T ]([0-9]{2}):([0-9]{2})(?::([0-9]{2})(?:\.([0-9]{1,9}))?)?)?"
+)
+_AWARE_PARTS = re.compile(
+    r"([0-9]{4})-([0-9]{2})-([0-9]{2})[T ]([0-9]{2}):([0-9]{2})(?::([0-9]{2})(?:\.([0-9]{1,9}))?)?"
+    r"(?:(Z)|([+-])([0-9]{2}):([0-9]{2}))"
+)
+_AWARE_FULL = re.compile(_AWARE_RE)
+
+
+class _NotSureError(Exception):
+    """A cell the small-frame path does not read with certainty: the column goes the vectorised way."""
+
+
+def _small_texts(raw: pd.Series[Any]) -> tuple[list[str | None], list[bool]]:
+    """Per cell, what `_as_text` gives: stripped text (None when missing or blank), and nested."""
+    if not (isinstance(raw.dtype, pd.StringDtype) or raw.dtype == object):
+        raise _NotSureError
+    texts: list[str | None] = []
+    nested: list[bool] = []
+    for value in raw.tolist():
+        text = cell_text(value)
+        if text is not None:
+            if not text.isascii():
+                try:
+                    text.encode("utf-8")
+                except UnicodeEncodeError:  # a lone surrogate: pandas' text column refuses it
+                    raise _NotSureError from None
+            text = text.strip() or None
+        texts.append(text)
+        nested.append(isinstance(value, list | dict | tuple | set))
+    return texts, nested
+
+
+def _wall_ns(parts: tuple[str | None, ...]) -> tuple[dt.datetime, int] | None:
+    """(wall-clock datetime to the second, nanoseconds) of regex groups; None: not a calendar date."""
+    year, month, day, hour, minute, second, fraction = parts
+    if int(year or 0) not in _FAST_YEARS:
+        raise _NotSureError
+    try:
+        wall = dt.datetime(
+            int(year or 0), int(month or 0), int(day or 0), int(hour or 0), int(minute or 0), int(second or 0)
+        )
+    except ValueError:
+        return None
+    return wall, int((fraction or "").ljust(9, "0"))
+
+
+def _utc_ns(wall: dt.datetime, ns: int, tz: ZoneInfo | dt.timezone) -> int | None:
+    """UTC epoch nanoseconds of a wall-clock time in `tz`; None when a DST change skips or repeats it."""
+    first, second = wall.replace(tzinfo=tz), wall.replace(tzinfo=tz, fold=1)
+    if first.utcoffset() != second.utcoffset():
+        return None
+    utc = first.astimezone(dt.UTC).replace(tzinfo=None)
+    return (utc - _EPOCH) // dt.timedelta(seconds=1) * 10**9 + ns
+
+
+def _small_time(text: str, tz: ZoneInfo, date_only: bool) -> tuple[int | None, Err]:
+    if date_only:
+        if not _DATE_FULL.fullmatch(text):
+            return None, Err.NOT_DATE
+        parsed = _wall_ns((text[0:4], text[5:7], text[8:10], None, None, None, None))
+        if parsed is None:
+            return None, Err.BAD_CALENDAR
+        value = _utc_ns(parsed[0], 0, tz)
+        return (None, Err.TZ_GAP) if value is None else (value, Err.OK)
+    naive = _NAIVE_PARTS.fullmatch(text)
+    if naive is not None:
+        parsed = _wall_ns(naive.groups())
+        if parsed is None:
+            return None, Err.BAD_CALENDAR
+        value = _utc_ns(*parsed, tz)
+        return (None, Err.TZ_GAP) if value is None else (value, Err.OK)
+    if not _AWARE_FULL.fullmatch(text):
+        return None, Err.NOT_TIMESTAMP
+    aware = _AWARE_PARTS.fullmatch(text)
+    if aware is None:  # offsets such as +0800, +08 or +08:05:43
+        raise _NotSureError
+    *wall_parts, zulu, sign, hours, minutes = aware.groups()
+    if zulu is None and (int(hours) > 14 or int(minutes) > 59):
+        raise _NotSureError
+    parsed = _wall_ns(tuple(wall_parts))
+    if parsed is None:
+        return None, Err.BAD_CALENDAR
+    offset = dt.timedelta(hours=int(hours or 0), minutes=int(minutes or 0))
+    offset = -offset if sign == "-" else offset  # zulu: sign, hours and minutes are None
+    return _utc_ns(*parsed, dt.timezone(offset)), Err.OK
+
+
+def _small_cell(spec: FieldSpec, text: str, tz: ZoneInfo) -> tuple[Any, Err]:
+    """(typed value or None, error) of one present, not nested cell."""
+    match spec.type:
+        case FieldType.STRING:
+            return text, Err.OK
+        case FieldType.INT:
+            if not _INT_FULL.fullmatch(text):
+                return None, Err.NOT_INT
+            digits = re.sub(r"\.0*$", "", text).lstrip("+")
+            if len(digits.lstrip("-")) > INT_MAX_DIGITS:
+                return None, Err.TOO_LARGE
+            return int(digits), Err.OK
+        case FieldType.DECIMAL:
+            if not _DECIMAL_FULL.fullmatch(text):
+                return None, Err.NOT_DECIMAL
+            clean = re.sub(r"[ ,¥￥+]", "", text)
+            whole = re.sub(r"^-?0*([0-9]*)(?:\.[0-9]*)?$", r"\1", clean)
+            frac = re.sub(r"^[^.]*\.?", "", clean)
+            if len(frac.rstrip("0")) > 2:
+                return None, Err.DECIMALS
+            if len(whole) > DECIMAL_MAX_DIGITS:
+                return None, Err.TOO_LARGE
+            hundredths = int(whole or "0") * DECIMAL_SCALE + int((frac + "00")[:2])
+            return -hundredths if clean.startswith("-") else hundredths, Err.OK
+        case FieldType.BOOL:
+            if not text.isascii() and text not in ("是", "否"):
+                raise _NotSureError  # pandas' lower-casing of non-ASCII letters is not Python's
+            lower = text.lower()
+            if lower in TRUE_TEXTS:
+                return True, Err.OK
+            if lower in FALSE_TEXTS:
+                return False, Err.OK
+            return None, Err.NOT_BOOL
+        case FieldType.TIMESTAMP | FieldType.DATE:
+            return _small_time(text, tz, spec.type is FieldType.DATE)
+
+
+def _parse_small(spec: FieldSpec, raw: pd.Series[Any], tz: ZoneInfo) -> _Parsed | None:
+    """What `_parse` gives for a short column of text or object cells, or None (see above)."""
+    try:
+        texts, nested = _small_texts(raw)
+        values: list[Any] = []
+        codes = np.zeros(len(texts), dtype=np.int8)
+        for pos, (text, is_nested) in enumerate(zip(texts, nested, strict=True)):
+            if is_nested:
+                value, err = None, Err.NESTED
+            elif text is None:
+                value, err = None, Err.OK
+            else:
+                value, err = _small_cell(spec, text, tz)
+            values.append(value)
+            codes[pos] = err
+    except _NotSureError:
+        return None
+    missing = np.array([t is None and not n for t, n in zip(texts, nested, strict=True)], dtype=np.bool_)
+    if spec.type.is_time:
+        stamps = np.array([np.iinfo(np.int64).min if v is None else v for v in values], dtype=np.int64)
+        column = pd.Series(stamps.view("datetime64[ns]")).dt.tz_localize("UTC")
+    else:
+        column = pd.Series(values, dtype=dtype_of(spec) if spec.type is not FieldType.STRING else "str")
+    return _Parsed(column, codes, missing)
+
+
+# ---------------------------------------------------------------------------------------------
 # Constraints
 
 
@@ -383,6 +552,9 @@ def _bound(spec: FieldSpec, limit: float) -> float:
 def _check_constraints(spec: FieldSpec, parsed: _Parsed) -> None:
     codes, values = parsed.codes, parsed.values
     present = ~parsed.missing & (codes == Err.OK)
+    if len(values) <= SMALL_FRAME and (spec.pattern is None or spec.type is not FieldType.STRING):
+        _check_constraints_small(spec, values.tolist(), present, codes)
+        return
     if spec.values is not None and spec.type is FieldType.STRING:
         _first_error(codes, present & ~values.isin(spec.values).to_numpy(dtype=np.bool_), Err.NOT_IN_VALUES)
     if spec.type.is_number:
@@ -397,8 +569,35 @@ def _check_constraints(spec: FieldSpec, parsed: _Parsed) -> None:
         _first_error(codes, present & ~_fullmatch(values, spec.pattern), Err.PATTERN)
 
 
+def _check_constraints_small(spec: FieldSpec, values: list[Any], present: Mask, codes: Codes) -> None:
+    """`_check_constraints` cell by cell (patterns excepted: pandas' regex engine is not `re`)."""
+    low = None if spec.min is None or not spec.type.is_number else _bound(spec, spec.min)
+    high = None if spec.max is None or not spec.type.is_number else _bound(spec, spec.max)
+    allowed = spec.values if spec.type is FieldType.STRING else None
+    for pos in np.flatnonzero(present):
+        value = values[pos]
+        if allowed is not None and value not in allowed:
+            codes[pos] = Err.NOT_IN_VALUES
+        elif low is not None and float(value) < low:
+            codes[pos] = Err.BELOW_MIN
+        elif high is not None and float(value) > high:
+            codes[pos] = Err.ABOVE_MAX
+
+
 def _duplicates(ids: pd.Series[Any], codes: Codes) -> dict[int, int]:
     """Position of every repeated id -> position of its first occurrence."""
+    if len(ids) <= SMALL_FRAME:
+        first_at: dict[Any, int] = {}
+        repeats: dict[int, int] = {}
+        for pos, value in enumerate(ids.tolist()):
+            if pd.isna(value):
+                continue
+            if value in first_at:
+                repeats[pos] = first_at[value]
+                _first_error(codes, np.arange(len(codes)) == pos, Err.DUPLICATE)
+            else:
+                first_at[value] = pos
+        return repeats
     present = ids.notna().to_numpy()
     dup = ids.duplicated(keep="first").to_numpy(dtype=np.bool_) & present
     if not dup.any():
@@ -583,8 +782,9 @@ def validate_frame(
         for pos, name in enumerate(names)
         if pos not in drop and (not col_problems or (name in rt.fields and names.count(name) == 1))
     ]
-    raw = raw.iloc[:, keep]
-    raw.columns = pd.Index([names[pos] for pos in keep])
+    if keep != list(range(len(names))) or list(raw.columns) != names:
+        raw = raw.iloc[:, keep]
+        raw.columns = pd.Index([names[pos] for pos in keep])
 
     columns: dict[str, pd.Series[Any]] = {}
     failures: list[tuple[FieldSpec, pd.Series[Any], _Parsed]] = []
@@ -594,7 +794,9 @@ def validate_frame(
         if name not in raw.columns:
             columns[name] = pd.Series([None] * total, dtype=dtype_of(spec))
             continue
-        parsed = _parse(spec, raw[name], tz)
+        parsed = (_parse_small(spec, raw[name], tz) if total <= SMALL_FRAME else None) or _parse(
+            spec, raw[name], tz
+        )
         if spec.required:
             _first_error(parsed.codes, parsed.missing, Err.MISSING)
         _check_constraints(spec, parsed)
@@ -619,8 +821,13 @@ def validate_frame(
     problems.sort(key=lambda t: (t[0], t[1]))
 
     valid = np.flatnonzero(~bad_row)
-    frame = pd.DataFrame(columns).astype({name: dtype_of(spec) for name, spec in rt.fields.items()})
-    frame = frame.iloc[valid]
+    # copy=False: the parsed columns are this frame's own; copying them would double the peak.
+    # Arrays, not Series: every column is positional already, so there is no index to align.
+    frame = pd.DataFrame({name: column.array for name, column in columns.items()}, copy=False)
+    retype = {name: dtype_of(spec) for name, spec in rt.fields.items() if frame[name].dtype != dtype_of(spec)}
+    frame = frame.astype(retype) if retype else frame
+    if len(valid) < total:
+        frame = frame.iloc[valid]
     frame.index = pd.Index(valid + (first_row - 1))
     if col_problems:
         return Validated(empty_frame(rt), col_problems + [p for _, _, p in problems], all_rows, total)

@@ -12,8 +12,11 @@ from zoneinfo import ZoneInfo
 
 import pandas as pd
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from openpyxl import Workbook
 
+from rules import readers
 from rules.problems import InputError, Problems
 from rules.readers import DataSet, read_data_dir, read_records, read_table, record_type_of
 from rules.records import load_record_model
@@ -514,3 +517,70 @@ def test_read_data_dir_not_a_directory(tmp_path: Path) -> None:
     with pytest.raises(InputError) as err:
         read_data_dir(tmp_path / "missing", MODEL, TZ)
     assert [p.message_en for p in err.value.problems] == ["not a directory"]
+
+
+# --- CSV: pyarrow's reader and pandas' give the same text -------------------------------------
+# Most files are read by pyarrow (no Python string per cell); a file it would read differently
+# goes to pandas' parser. These tests keep the two from drifting apart.
+
+_cell_text = st.text(
+    alphabet=st.sampled_from([*'ab 1,."\n\r\t;', "财", "务", "𠮷", "\u3000", "'"]), max_size=6
+)
+
+
+def _both_parsers(data: bytes) -> tuple[pd.DataFrame | None, pd.DataFrame | Exception]:
+    path = Path("generated.csv")
+    source = readers._CsvBytes(data, ",", readers._first_line(data.decode("utf-8-sig")))
+    try:
+        by_pandas: pd.DataFrame | Exception = readers._text_table_by_pandas(path, source)
+    except InputError as exc:
+        by_pandas = exc
+    return readers._text_table_by_arrow(source), by_pandas
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    width=st.integers(1, 4),
+    rows=st.lists(st.lists(_cell_text, min_size=1, max_size=5), min_size=1, max_size=6),
+    quoting=st.sampled_from([csv.QUOTE_MINIMAL, csv.QUOTE_ALL]),
+    ending=st.sampled_from(["\n", "\r\n"]),
+    bom=st.booleans(),
+)
+def test_csv_arrow_and_pandas_parsers_agree(
+    width: int, rows: list[list[str]], quoting: int, ending: str, bom: bool
+) -> None:
+    header = [f"c{i}" for i in range(width)]
+    out = io.StringIO()
+    csv.writer(out, lineterminator=ending, quoting=quoting).writerows([header, *rows])
+    data = ("\ufeff" if bom else "").encode() + out.getvalue().encode("utf-8")
+    by_arrow, by_pandas = _both_parsers(data)
+    if by_arrow is None:  # left to pandas (ragged rows, lines of blanks, a bare "\r" in a cell)
+        return
+    assert isinstance(by_pandas, pd.DataFrame)
+    assert by_arrow.shape == by_pandas.shape
+    by_arrow.columns = by_pandas.columns  # generated names: _read_csv replaces them by the header
+    pd.testing.assert_frame_equal(by_arrow, by_pandas, check_exact=True)
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "id,name,head\nD1,财务部,王五\n   \nD2,行政部,赵六\n",  # a line of blanks: pandas skips it
+        "id,name,head\nD1,财务部\n",  # a short row: pandas pads it
+        "id,name,head\nD1,财务部,王五,extra\n",  # a long row: pandas names the line
+        'id,name,head\n"D1,财务部,王五\n',  # an unterminated quote
+    ],
+)
+def test_csv_files_pyarrow_reads_differently_go_to_pandas(text: str) -> None:
+    data = text.encode("utf-8")
+    source = readers._CsvBytes(data, ",", readers._first_line(text))
+    assert readers._text_table_by_arrow(source) is None
+
+
+def test_a_large_utf8_csv_is_read_by_pyarrow_as_text(tmp_path: Path) -> None:
+    path = write_csv(tmp_path / "expense_claim.csv", ROWS * 5000)
+    source = readers._csv_bytes(path)
+    table = readers._text_table_by_arrow(source)
+    assert table is not None
+    assert len(table) == 10_001
+    assert read_table(path).iloc[-1].tolist() == ROWS[1]

@@ -124,15 +124,18 @@ def _eval_exists(frame: pd.DataFrame, node: Exists, related: Mapping[str, pd.Dat
         return np.zeros(n, dtype=bool)
     right = prefixed(source, node.alias)
     local, rest = _split_local(node.body, node.alias)
-    if local:
-        right = right[eval_node(right, And(tuple(local)), related)]
+    keep = eval_node(right, And(tuple(local)), related) if local else np.ones(len(right), dtype=bool)
     for field, _ in node.keys:
-        right = right[right[f"{node.alias}.{field}{PRESENT_SUFFIX}"].to_numpy() == 1]
-    if len(right) == 0:
+        keep &= right[f"{node.alias}.{field}{PRESENT_SUFFIX}"].to_numpy() == 1
+    if not keep.any():
         return np.zeros(n, dtype=bool)
-
     outer_keys = [col(ref) for _, ref in node.keys]
     inner_keys = [f"{node.alias}.{field}" for field, _ in node.keys]
+    # Only the columns the join and the rest of the body read are copied and merged: the related
+    # type may be the largest of all (approvals), and most of its columns are not needed here.
+    inner_needed = {col(r) for r in refs_in(And(tuple(rest))) if r.scope == node.alias} | set(inner_keys)
+    inner_needed |= {c + PRESENT_SUFFIX for c in inner_needed}
+    right = right.loc[keep, [c for c in right.columns if c in inner_needed]]
     needed = {
         col(r) for r in refs_in(And(tuple(rest))) if r.scope != node.alias and not _bound_inside(r, rest)
     }

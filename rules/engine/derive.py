@@ -64,7 +64,7 @@ def derive_columns(
     """Add the as-of time and each derivation as `record.<name>` columns (always present)."""
     from rules.engine.batch import eval_node, prefixed  # the aggregate filter is a batch evaluation
 
-    out = frame.copy()
+    out = frame.copy(deep=False)  # copy-on-write (pandas 3): the new columns never reach `frame`
     _set(out, AS_OF, np.int64(as_of_ms))
     for d in derivations:
         if isinstance(d, PeriodBound):

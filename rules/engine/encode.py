@@ -25,12 +25,18 @@ def presence(field: str) -> str:
 def encode_frame(rt: RecordType, typed: pd.DataFrame) -> pd.DataFrame:
     """Typed frame (as produced by validation) -> encoded frame with presence flags."""
     out: dict[str, Any] = {}
+    values: Any
     n = len(typed)
     for name, spec in rt.fields.items():
         col = typed[name] if name in typed.columns else pd.Series([pd.NA] * n, index=typed.index)
         present = col.notna().to_numpy()
-        if spec.type == FieldType.STRING:
-            values: Any = col.astype(object).where(present, "").to_numpy(dtype=object)
+        if spec.type == FieldType.STRING and isinstance(col.dtype, pd.StringDtype) and n > 0:
+            # Stays in Arrow memory (shared with the typed frame when nothing is missing); going
+            # through Python objects would cost one str per cell, and the frame would convert back.
+            # (An empty column stays the object column it always was: pandas infers no type there.)
+            values = (col.fillna("") if not present.all() else col).array
+        elif spec.type == FieldType.STRING:
+            values = col.astype(object).where(present, "").to_numpy(dtype=object)
         elif spec.type in (FieldType.INT, FieldType.DECIMAL):
             values = pd.to_numeric(col).astype("Int64").fillna(0).to_numpy(dtype=np.int64)
         elif spec.type == FieldType.BOOL:
@@ -38,7 +44,7 @@ def encode_frame(rt: RecordType, typed: pd.DataFrame) -> pd.DataFrame:
         else:
             values = encode_times(col)
         out[name] = values
-        out[presence(name)] = present.astype(np.int64)
+        out[presence(name)] = present.astype(np.int8)  # a flag: int64 would be most of the frame
     return pd.DataFrame(out, index=typed.index)
 
 
