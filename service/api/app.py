@@ -19,6 +19,7 @@ from contextlib import asynccontextmanager
 from types import ModuleType
 from typing import Any
 
+from anyio import to_thread
 from fastapi import APIRouter, FastAPI, Request
 from fastapi.encoders import jsonable_encoder
 from fastapi.exceptions import RequestValidationError
@@ -26,6 +27,7 @@ from fastapi.openapi.utils import get_openapi
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel
 from sqlalchemy import text
+from sqlalchemy.engine import make_url
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
@@ -37,6 +39,7 @@ from service.api.deps import (
     status_phrase,
 )
 from service.db.base import engine_for, session_factory
+from service.evaluation.runtime import runtime_for
 from service.scheduling import lifecycle as scheduling
 from service.settings import Settings, get_settings
 
@@ -59,6 +62,11 @@ Data of a department you may not see answers **404**, as if it did not exist.
 # A domain's views.py may describe its tag with `openapi_tag = {"name": ..., "description": ...}`.
 SYSTEM_TAG = {"name": "system", "description": "Health of the service."}
 _ERROR_SCHEMA_NAME = "ErrorResponse"
+
+# Routes run in a thread pool (they are sync). Its size bounds the requests in progress: beyond it
+# requests wait their turn in arrival order, instead of all sharing the interpreter at once, which
+# stretches every one of them (the CPU-bound ones, submissions, hold the GIL most of the time).
+API_THREADS = 16
 
 log = logging.getLogger("zhidu.api")
 
@@ -368,6 +376,15 @@ def discover_views() -> list[ModuleType]:
     return modules
 
 
+def _pool_options(url: str) -> dict[str, Any]:
+    """A connection for every thread that may run a route, so no request waits for one, and a few
+    more for the scheduler's jobs. An in-memory SQLite database has a pool of its own."""
+    parsed = make_url(url)
+    if parsed.get_backend_name() == "sqlite" and parsed.database in (None, "", ":memory:"):
+        return {}
+    return {"pool_size": API_THREADS, "max_overflow": 8}
+
+
 def create_app(settings: Settings | None = None) -> FastAPI:
     """The API for `settings` (default: the environment's). Its engine, session factory and
     settings are on `app.state` (`engine`, `session_factory`, `settings`); tests may replace
@@ -375,10 +392,13 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     settings = settings or get_settings()
     views = discover_views()
     tags = [SYSTEM_TAG, *(m.openapi_tag for m in views if isinstance(getattr(m, "openapi_tag", None), dict))]
-    engine = engine_for(settings.database_url)
+    engine = engine_for(settings.database_url, **_pool_options(settings.database_url))
 
     @asynccontextmanager
     async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
+        to_thread.current_default_thread_limiter().total_tokens = API_THREADS
+        if getattr(_app.state, "load_runtime_at_start", False):
+            await to_thread.run_sync(runtime_for, settings)
         scheduling.start(_app)  # only in apps enabled by `zhidu serve`; tests build apps without it
         try:
             yield
@@ -411,4 +431,14 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     for module in views:
         app.include_router(module.router, prefix=API_PREFIX)
     app.openapi = lambda: build_openapi(app)  # type: ignore[method-assign]
+    return app
+
+
+def create_served_app(settings: Settings | None = None) -> FastAPI:
+    """What `zhidu serve` runs, in each of its worker processes (uvicorn imports it by name): the
+    API for `settings` (default: the environment's), with this process's scheduler enabled (the
+    processes elect one leader among them), which loads the policy library before it serves, so no
+    request waits for that."""
+    app = scheduling.enable(create_app(settings))
+    app.state.load_runtime_at_start = True
     return app

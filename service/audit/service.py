@@ -22,7 +22,7 @@ from decimal import Decimal
 from typing import Any, cast
 
 from sqlalchemy import ColumnElement, Table, func, insert, select, update
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, SessionTransaction
 
 from service.audit.models import AuditChainHead, AuditEvent
 from service.audit.schemas import AuditProblem, ChainReport, ProblemKind
@@ -128,30 +128,72 @@ def stored_hash(event: Any) -> str:
     )
 
 
+# session.info key: the chain head as this session's current transaction left it (see `_known_head`).
+_HEAD_INFO = "zhidu.audit.chain_head"
+
+
+def _innermost_transaction(session: Session) -> SessionTransaction | None:
+    return session.get_nested_transaction() or session.get_transaction()
+
+
+def _remember_head(session: Session, last_seq: int, last_hash: str) -> None:
+    """Remember the head this transaction holds locked (or wrote), so its next append in the same
+    transaction needs no lock and read again."""
+    transaction = _innermost_transaction(session)
+    if transaction is not None:
+        session.info[_HEAD_INFO] = (transaction, last_seq, last_hash)
+
+
+def _known_head(session: Session) -> tuple[int, str] | None:
+    """The head remembered in the CURRENT innermost transaction, which holds its lock; None after a
+    commit, a rollback, or in another savepoint (then the head is read again, locked)."""
+    known = session.info.get(_HEAD_INFO)
+    if known is None:
+        return None
+    transaction, last_seq, last_hash = known
+    current = _innermost_transaction(session)
+    if current is None or transaction is not current or not current.is_active:
+        return None
+    return int(last_seq), str(last_hash)
+
+
+_HEAD_TABLE = cast(Table, AuditChainHead.__table__)
+
+
 def lock_for_append(session: Session) -> None:
     """On SQLite, take the database's write lock now (waiting up to the busy timeout). Call it
     first in a flow that will append, before its reads: a SQLite transaction that has read cannot
     later write once another writer has committed ("database is locked", at once). On PostgreSQL
     it does nothing: `append_event` locks the chain head itself, as late as possible."""
-    if session.get_bind().dialect.name == "sqlite":
-        session.execute(
-            update(AuditChainHead)
-            .where(AuditChainHead.id == HEAD_ID)
-            .values(last_seq=AuditChainHead.last_seq)
-            .execution_options(synchronize_session=False)
-        )
+    if session.get_bind().dialect.name == "sqlite" and _known_head(session) is None:
+        # A no-op write takes the lock; RETURNING reads the head in the same statement.
+        row = session.execute(
+            update(_HEAD_TABLE)
+            .where(_HEAD_TABLE.c.id == HEAD_ID)
+            .values(last_seq=_HEAD_TABLE.c.last_seq)
+            .returning(_HEAD_TABLE.c.last_seq, _HEAD_TABLE.c.last_hash)
+        ).one_or_none()
+        if row is not None:
+            _remember_head(session, int(row.last_seq), str(row.last_hash))
 
 
 def _lock_head(session: Session) -> tuple[int, str]:
     """The chain's (last seq, last hash), locked until the transaction ends."""
+    known = _known_head(session)
+    if known is not None:
+        return known
     # SQLite: a write first, so no other writer can append between our read and our write.
     lock_for_append(session)
+    known = _known_head(session)
+    if known is not None:
+        return known
     row = session.execute(
         select(AuditChainHead.last_seq, AuditChainHead.last_hash)
         .where(AuditChainHead.id == HEAD_ID)
         .with_for_update()
     ).one_or_none()
     if row is not None:
+        _remember_head(session, int(row.last_seq), str(row.last_hash))
         return int(row.last_seq), str(row.last_hash)
     # No head row (tables made without the migration): start it from the newest event, if any.
     last = session.execute(
@@ -159,7 +201,18 @@ def _lock_head(session: Session) -> tuple[int, str]:
     ).one_or_none()
     last_seq, last_hash = (int(last.seq), str(last.hash)) if last is not None else (0, GENESIS_HASH)
     session.execute(insert(AuditChainHead).values(id=HEAD_ID, last_seq=last_seq, last_hash=last_hash))
+    _remember_head(session, last_seq, last_hash)
     return last_seq, last_hash
+
+
+def _write_head(session: Session, last_seq: int, last_hash: str) -> None:
+    """Record the new end of the chain (the head row again if it was deleted meanwhile)."""
+    result = session.execute(
+        update(_HEAD_TABLE).where(_HEAD_TABLE.c.id == HEAD_ID).values(last_seq=last_seq, last_hash=last_hash)
+    )
+    if not getattr(result, "rowcount", 1):
+        session.execute(insert(_HEAD_TABLE).values(id=HEAD_ID, last_seq=last_seq, last_hash=last_hash))
+    _remember_head(session, last_seq, last_hash)
 
 
 def append_event(
@@ -205,10 +258,8 @@ def append_event(
     )
     event.hash = stored_hash(event)
     session.add(event)
-    session.execute(
-        update(AuditChainHead).where(AuditChainHead.id == HEAD_ID).values(last_seq=seq, last_hash=event.hash)
-    )
     session.flush()
+    _write_head(session, seq, event.hash)
     return event
 
 
@@ -265,12 +316,7 @@ def append_events(session: Session, *, events: Sequence[PendingEvent], now: date
     session.execute(
         insert(cast(Table, AuditEvent.__table__)), rows
     )  # Core: the ORM's bulk path is slower per row
-    session.execute(
-        update(AuditChainHead)
-        .where(AuditChainHead.id == HEAD_ID)
-        .values(last_seq=last_seq, last_hash=last_hash)
-        .execution_options(synchronize_session=False)
-    )
+    _write_head(session, last_seq, last_hash)
     return last_seq
 
 

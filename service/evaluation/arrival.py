@@ -16,12 +16,15 @@ whichever order they came in and however the submissions interleaved.
 
 from __future__ import annotations
 
+import os
 import threading
 import weakref
+from collections import deque
 from collections.abc import Collection, Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime
+from pathlib import Path
 from typing import Any
 
 import pandas as pd
@@ -36,6 +39,11 @@ from service.evaluation.runtime import Runtime
 from service.evaluation.source import DbSource
 from service.records import service as records
 
+try:
+    import fcntl
+except ImportError:  # Windows has none: processes there wait on the database's own lock
+    fcntl = None  # type: ignore[assignment]
+
 # The PostgreSQL advisory lock serialising store-and-evaluate: (our name, the schema), so databases
 # sharing a server in separate schemas do not wait for each other.
 ADVISORY_LOCK = (
@@ -43,23 +51,94 @@ ADVISORY_LOCK = (
 )
 
 
-_TURNS: weakref.WeakKeyDictionary[Engine, threading.Lock] = weakref.WeakKeyDictionary()
+class _Turn:
+    """The turn to store and evaluate in one database, for the threads of this process, given in the
+    order they asked (a plain lock promises no order: under load a request could wait behind many
+    later ones, the long tail of the latency). On a SQLite file it also holds an OS lock on a file
+    next to the database while it is held, so the processes serving it (`zhidu serve --workers N`)
+    queue in the kernel and are woken at once, instead of polling SQLite's write lock."""
+
+    def __init__(self, lock_file: Path | None) -> None:
+        self._mutex = threading.Lock()
+        self._waiting: deque[threading.Lock] = deque()
+        self._held = False
+        self._lock_file = lock_file
+        self._fd: int | None = None
+
+    def acquire(self) -> None:
+        with self._mutex:
+            if not self._held:
+                self._held = True
+                wakeup = None
+            else:
+                wakeup = threading.Lock()
+                wakeup.acquire()
+                self._waiting.append(wakeup)
+        if wakeup is not None:
+            wakeup.acquire()  # released by the holder handing the turn over
+        try:
+            self._lock_processes()
+        except BaseException:
+            self._hand_over()
+            raise
+
+    def release(self) -> None:
+        try:
+            self._unlock_processes()
+        finally:
+            self._hand_over()
+
+    def _hand_over(self) -> None:
+        with self._mutex:
+            if self._waiting:
+                self._waiting.popleft().release()  # the turn passes on, still held
+            else:
+                self._held = False
+
+    def _lock_processes(self) -> None:
+        if self._lock_file is None or fcntl is None:
+            return
+        if self._fd is None:
+            self._fd = os.open(self._lock_file, os.O_RDWR | os.O_CREAT, 0o600)
+            weakref.finalize(self, os.close, self._fd)  # the turn lives as long as its engine
+        fcntl.flock(self._fd, fcntl.LOCK_EX)
+
+    def _unlock_processes(self) -> None:
+        if self._fd is not None and fcntl is not None:
+            fcntl.flock(self._fd, fcntl.LOCK_UN)
+
+
+_TURNS: weakref.WeakKeyDictionary[Engine, _Turn] = weakref.WeakKeyDictionary()
 _TURNS_LOCK = threading.Lock()
+
+
+def _lock_file(engine: Engine) -> Path | None:
+    """`<database file>.evaluation.lock` for a SQLite file; None otherwise (PostgreSQL's advisory
+    lock wakes its waiters itself; an in-memory database has one process)."""
+    database = engine.url.database
+    if engine.dialect.name != "sqlite" or database in (None, "", ":memory:") or database.startswith("file:"):
+        return None
+    return Path(f"{database}.evaluation.lock")
 
 
 @contextmanager
 def evaluation_turn(session: Session) -> Iterator[None]:
-    """This process' turn to store and evaluate in `session`'s database: threads queue here, woken as
-    soon as the turn is free, instead of polling the database's lock (SQLite's busy handler sleeps
-    up to 100 ms between tries). Hold it around the whole transaction, `lock_evaluation` and commit
-    included. One turn per engine (an app has one): other processes are kept out by
-    `lock_evaluation` alone."""
+    """This process' turn to store and evaluate in `session`'s database: threads queue here in
+    order, woken as soon as the turn is free, instead of polling the database's lock (SQLite's busy
+    handler sleeps up to 100 ms between tries); on SQLite, processes queue on a file lock the same
+    way. Hold it around the whole transaction, `lock_evaluation` and commit included. One turn per
+    engine (an app has one). `lock_evaluation` is what guarantees the serialisation, for any writer."""
     bind = session.get_bind()
     engine = bind if isinstance(bind, Engine) else bind.engine
     with _TURNS_LOCK:
-        turn = _TURNS.setdefault(engine, threading.Lock())
-    with turn:
+        turn = _TURNS.get(engine)
+        if turn is None:
+            turn = _TURNS[engine] = _Turn(_lock_file(engine))
+    turn.acquire()
+    try:
         yield
+    finally:
+        turn.release()
 
 
 def lock_evaluation(session: Session) -> None:
@@ -83,11 +162,12 @@ class Judgement:
     findings: tuple[Finding, ...]
 
 
-def prepare(session: Session, runtime: Runtime) -> None:
+def prepare(session: Session, runtime: Runtime) -> set[tuple[str, str]]:
     """Make sure `record_keys` indexes every field the rules in force join on (back-filling the
-    records stored before a field was needed). Cheap when nothing is missing; call it under
-    `lock_evaluation` before storing."""
-    records.register_key_fields(session, fields=runtime.key_fields)
+    records stored before a field was needed); every (type, field) it indexes, which the storing
+    that follows may use instead of reading them again. Cheap when nothing is missing; call it
+    under `lock_evaluation` before storing."""
+    return records.ensure_key_fields(session, fields=runtime.key_fields)
 
 
 def _values(payloads: Iterable[Mapping[str, Any]], name: str) -> set[Any]:

@@ -80,6 +80,7 @@ class _TypeCodec:
         self.columns = [c for name, _ in self.fields for c in (name, name + PRESENT_SUFFIX)]
         self.strings = {i * 2 for i, (_, ftype) in enumerate(self.fields) if ftype == FieldType.STRING}
         self.tz = tz
+        self._empty: pd.DataFrame | None = None
 
     def encode(self, payload: Mapping[str, Any]) -> EncodedRow:
         out: list[Any] = []
@@ -114,26 +115,33 @@ class _TypeCodec:
         return pd.DataFrame(data, index=pd.Index(index, dtype=np.int64))
 
     def empty(self) -> pd.DataFrame:
-        return pd.DataFrame(
-            {
-                name: np.array([], dtype=object if i in self.strings else np.int64)
-                for i, name in enumerate(self.columns)
-            },
-            index=pd.Index([], dtype=np.int64),
-        )
+        """An encoded frame without rows (a copy: callers may change it)."""
+        if self._empty is None:
+            self._empty = pd.DataFrame(
+                {
+                    name: np.array([], dtype=object if i in self.strings else np.int64)
+                    for i, name in enumerate(self.columns)
+                },
+                index=pd.Index([], dtype=np.int64),
+            )
+        return self._empty.copy()
 
     def typed(self, encoded: pd.DataFrame) -> pd.DataFrame:
         """Typed values (as `rules.findings.describe` reads them) back from an encoded frame: str,
         int, int hundredths, bool, UTC timestamps (to the millisecond); None where missing."""
+        # One conversion of the whole frame, then plain lists: per-column pandas calls cost more
+        # than the values themselves on the few rows judged on arrival.
+        frame = encoded if list(encoded.columns) == self.columns else encoded[self.columns]
+        matrix = frame.to_numpy(dtype=object)
         columns: dict[str, list[Any]] = {}
-        for name, ftype in self.fields:
-            present = encoded[name + PRESENT_SUFFIX].to_numpy() == 1
-            values = encoded[name].tolist()
+        for i, (name, ftype) in enumerate(self.fields):
+            values = matrix[:, 2 * i].tolist()
+            present = matrix[:, 2 * i + 1].tolist()
             if ftype == FieldType.BOOL:
                 values = [bool(v) for v in values]
             elif ftype.is_time:
                 values = [pd.Timestamp(int(v), unit="ms", tz="UTC") for v in values]
-            columns[name] = [v if p else None for v, p in zip(values, present.tolist(), strict=True)]
+            columns[name] = [v if p == 1 else None for v, p in zip(values, present, strict=True)]
         return pd.DataFrame(columns, index=encoded.index, dtype=object)
 
 

@@ -12,7 +12,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 from sqlalchemy.orm import Session
@@ -43,8 +43,11 @@ OK = 200
 
 @dataclass(frozen=True)
 class Idempotency:
+    """A request's Idempotency-Key, the digest of the request, and how long keys are remembered."""
+
     key: str
     request_hash: str
+    ttl: timedelta
 
 
 class RejectedInputError(Exception):
@@ -82,12 +85,13 @@ def _committed(session: Session) -> Iterator[None]:
         raise
 
 
-def replay(session: Session, *, user_id: int, idempotency: Idempotency) -> Replay | None:
-    """The stored response for a retried request (None: the key is new). Raises KeyReusedError when the
-    key came with another request. Ends its read transaction (the submission starts afresh)."""
+def replay(session: Session, *, user_id: int, idempotency: Idempotency, now: datetime) -> Replay | None:
+    """The stored response for a retried request (None: the key is new or expired). Raises
+    KeyReusedError when the key came with another request. Ends its read transaction (the
+    submission starts afresh)."""
     with _committed(session):
         found = service.find_key(session, user_id=user_id, key=idempotency.key)
-    if found is None:
+    if found is None or service.has_expired(found, now=now, ttl=idempotency.ttl):
         return None
     if found.request_hash != idempotency.request_hash:
         raise KeyReusedError(idempotency.key)
@@ -137,13 +141,15 @@ def submit(
         lock_evaluation(session)
         if idempotency is not None:
             found = service.find_key(session, user_id=user_id, key=idempotency.key)
+            if found is not None and service.has_expired(found, now=now, ttl=idempotency.ttl):
+                session.delete(found)  # makes way for this request's (the key is unique per user)
+                session.flush()
+                found = None
             if found is not None:  # a concurrent retry got there first
                 if found.request_hash != idempotency.request_hash:
                     raise KeyReusedError(idempotency.key)
                 return Replay(found.status_code, dict(found.response))
-        prepare(session, runtime)
-        ids = [str(p["id"]) for p in payloads]
-        previous = records.current_payloads(session, record_type=rt.name, record_ids=ids)
+        indexed = prepare(session, runtime)
         submission = records.create_submission(
             session,
             record_type=rt.name,
@@ -161,10 +167,17 @@ def submit(
             source=checked.source,
             now=now,
             submission_id=submission.id,
+            key_fields=[f for t, f in indexed if t == rt.name],
         )
         submission.stored = outcome.created
         submission.unchanged = outcome.unchanged
         submission.versioned = outcome.versioned
+        # The versions the changed records replaced (read after storing: most submissions change none).
+        previous = records.payloads_of_versions(
+            session,
+            record_type=rt.name,
+            versions={r.record_id: r.version - 1 for r in outcome.results if r.outcome is Outcome.VERSIONED},
+        )
 
         changed = [
             (payload, h, result)

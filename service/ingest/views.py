@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable
+from datetime import timedelta
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Body, Depends, File, Form, Header, Path, Query, UploadFile
@@ -21,6 +22,7 @@ from service.api.deps import (
     ForbiddenError,
     NotFoundError,
     SessionDep,
+    SettingsDep,
     UnprocessableError,
     require_roles,
 )
@@ -113,7 +115,7 @@ def _submit(
     """The sync part of both routes (run in the thread pool): replay, check, store and evaluate."""
     try:
         if idempotency is not None:
-            stored = flows.replay(session, user_id=user.id, idempotency=idempotency)
+            stored = flows.replay(session, user_id=user.id, idempotency=idempotency, now=clock())
             if stored is not None:
                 return _respond(stored, replayed=True)
         checked = check()
@@ -203,6 +205,7 @@ def submit_records(
     ],
     user: SubmitterUser,
     session: SessionDep,
+    settings: SettingsDep,
     runtime: RuntimeDep,
     clock: ClockDep,
     partial: Partial = False,
@@ -215,7 +218,9 @@ def submit_records(
     if idempotency_key is not None:
         canonical = json.dumps(body, sort_keys=True, ensure_ascii=False, separators=(",", ":"))
         idempotency = flows.Idempotency(
-            idempotency_key, service.request_hash("records", name, str(partial), canonical)
+            idempotency_key,
+            service.request_hash("records", name, str(partial), canonical),
+            timedelta(hours=settings.idempotency_ttl_hours),
         )
     return _submit(
         session,
@@ -241,6 +246,7 @@ async def upload(
     ],
     user: SubmitterUser,
     session: SessionDep,
+    settings: SettingsDep,
     runtime: RuntimeDep,
     clock: ClockDep,
     record_type: Annotated[
@@ -263,7 +269,9 @@ async def upload(
     idempotency = None
     if idempotency_key is not None:
         idempotency = flows.Idempotency(
-            idempotency_key, service.request_hash("upload", name, str(partial), filename, data)
+            idempotency_key,
+            service.request_hash("upload", name, str(partial), filename, data),
+            timedelta(hours=settings.idempotency_ttl_hours),
         )
 
     def check() -> Checked:

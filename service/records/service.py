@@ -11,7 +11,18 @@ from collections.abc import Collection, Iterable, Iterator, Mapping, Sequence
 from datetime import datetime
 from typing import Any, TypeVar, cast
 
-from sqlalchemy import Table, delete, func, insert, select, true, update
+from sqlalchemy import (
+    Executable,
+    Table,
+    bindparam,
+    delete,
+    func,
+    insert,
+    select,
+    true,
+    tuple_,
+    update,
+)
 from sqlalchemy.orm import Session
 
 from service.records.models import Record, RecordKey, RecordKeyField, Submission
@@ -68,8 +79,11 @@ def upsert_records(
     source: str,
     now: datetime,
     submission_id: int | None = None,
+    key_fields: Collection[str] | None = None,
 ) -> UpsertOutcome:
     """Store canonical payloads of one record type; `hashes[i]` is the content hash of `payloads[i]`.
+    `key_fields`: the fields of `record_type` registered in `record_key_fields`, when the caller has
+    just read them in this transaction (`ensure_key_fields`); None: read them here.
 
     Per record: a new id is `created` (version 1); the same hash as the current version is
     `unchanged` (nothing written); a different hash is `versioned` (the current row stops being
@@ -95,16 +109,10 @@ def upsert_records(
 
     size = chunk_size(session)
     current: dict[str, tuple[int, int, str]] = {}  # record_id -> (row id, version, content hash)
-    for chunk in _chunks(ids, size):
-        rows = session.execute(
-            select(Record.record_id, Record.id, Record.version, Record.content_hash).where(
-                Record.record_type == record_type,
-                Record.is_current == true(),
-                Record.record_id.in_(chunk),
-            )
-        )
-        for rid, row_id, version, content_hash in rows:
-            current[rid] = (row_id, version, content_hash)
+    for rid, row_id, version, content_hash in _read_chunked(
+        session, _CURRENT_VERSIONS, ids, record_type=record_type
+    ):
+        current[rid] = (row_id, version, content_hash)
 
     results: list[RecordResult] = []
     superseded: list[int] = []
@@ -136,7 +144,9 @@ def upsert_records(
             }
         )
 
-    key_fields = registered_key_fields(session, record_type=record_type)
+    key_fields = (
+        registered_key_fields(session, record_type=record_type) if key_fields is None else sorted(key_fields)
+    )
     for row_ids in _chunks(superseded, size):
         session.execute(update(Record).where(Record.id.in_(row_ids)).values(is_current=False))
         if key_fields:
@@ -207,13 +217,15 @@ def all_key_fields(session: Session) -> set[tuple[str, str]]:
     return {(t, f) for t, f in session.execute(select(RecordKeyField.record_type, RecordKeyField.field))}
 
 
-def register_key_fields(session: Session, *, fields: Collection[tuple[str, str]]) -> list[tuple[str, str]]:
+def ensure_key_fields(session: Session, *, fields: Collection[tuple[str, str]]) -> set[tuple[str, str]]:
     """Make sure `record_keys` holds the values of every (record type, field) in `fields`: register
-    the missing pairs and index the current records' values for them. Returns the pairs added.
-    Pairs registered earlier and no longer asked for are kept (they cost a little space only)."""
-    missing = sorted(set(fields) - all_key_fields(session))
+    the missing pairs and index the current records' values for them. Returns every registered
+    pair (one query when nothing is missing). Pairs registered earlier and no longer asked for are
+    kept (they cost a little space only)."""
+    registered = all_key_fields(session)
+    missing = sorted(set(fields) - registered)
     if not missing:
-        return []
+        return registered
     session.execute(insert(RecordKeyField), [{"record_type": t, "field": f} for t, f in missing])
     by_type: dict[str, list[str]] = {}
     for record_type, name in missing:
@@ -228,7 +240,14 @@ def register_key_fields(session: Session, *, fields: Collection[tuple[str, str]]
             keys = key_rows(record_type, names, ((pk, payload) for pk, payload in partition))
             if keys:
                 session.execute(insert(cast(Table, RecordKey.__table__)), keys)
-    return missing
+    return registered | set(missing)
+
+
+def register_key_fields(session: Session, *, fields: Collection[tuple[str, str]]) -> list[tuple[str, str]]:
+    """`ensure_key_fields`, returning the pairs it added."""
+    before = all_key_fields(session)
+    ensure_key_fields(session, fields=fields)
+    return sorted(set(fields) - before)
 
 
 # --- current versions by id, key or type (what the evaluation reads) --------------------------------
@@ -236,22 +255,57 @@ def register_key_fields(session: Session, *, fields: Collection[tuple[str, str]]
 # (row id, business id, content hash) of a current version
 RecordRef = tuple[int, str, str]
 
+# The reads evaluation on arrival makes several times per request, built once (their SQL is cached
+# by the statement, and building them costs more than running them on small inputs) and run on the
+# session's connection: they select columns, so the ORM's per-statement work buys nothing.
+_REF_COLUMNS = (Record.id, Record.record_id, Record.content_hash)
+_CURRENT_OF_TYPE = (Record.record_type == bindparam("record_type"), Record.is_current == true())
+_REFS_BY_ID = select(*_REF_COLUMNS).where(
+    *_CURRENT_OF_TYPE, Record.record_id.in_(bindparam("values", expanding=True))
+)
+_REFS_BY_KEY = (
+    select(*_REF_COLUMNS)
+    .join(RecordKey, RecordKey.record_pk == Record.id)
+    .where(
+        RecordKey.record_type == bindparam("record_type"),
+        RecordKey.field == bindparam("field"),
+        RecordKey.value.in_(bindparam("values", expanding=True)),
+        Record.is_current == true(),
+    )
+)
+_REFS_ALL = select(*_REF_COLUMNS).where(*_CURRENT_OF_TYPE)
+_PAYLOADS_BY_PK = select(Record.id, Record.payload).where(Record.id.in_(bindparam("values", expanding=True)))
+_CURRENT_PAYLOADS = select(Record.record_id, Record.payload).where(
+    *_CURRENT_OF_TYPE, Record.record_id.in_(bindparam("values", expanding=True))
+)
+_CURRENT_VERSIONS = select(Record.record_id, Record.id, Record.version, Record.content_hash).where(
+    *_CURRENT_OF_TYPE, Record.record_id.in_(bindparam("values", expanding=True))
+)
+
+
+def _read(session: Session, statement: Executable, **params: Any) -> list[Any]:
+    """The rows of a prebuilt read, run on the session's connection in its transaction, after
+    flushing what the session holds (as the ORM's autoflush would: pending objects are seen)."""
+    if session.autoflush:
+        session.flush()
+    return list(session.connection().execute(statement, params))
+
+
+def _read_chunked(
+    session: Session, statement: Executable, values: Sequence[Any], **params: Any
+) -> Iterator[Any]:
+    """The rows of `statement` for `values` (its expanding parameter), a chunk of them at a time."""
+    for chunk in _chunks(values, chunk_size(session)):
+        yield from _read(session, statement, values=list(chunk), **params)
+
 
 def current_refs_by_id(session: Session, *, record_type: str, record_ids: Collection[str]) -> list[RecordRef]:
-    ids = sorted(set(record_ids))
-    out: list[RecordRef] = []
-    for chunk in _chunks(ids, chunk_size(session)):
-        out.extend(
-            (int(pk), rid, h)
-            for pk, rid, h in session.execute(
-                select(Record.id, Record.record_id, Record.content_hash).where(
-                    Record.record_type == record_type,
-                    Record.is_current == true(),
-                    Record.record_id.in_(chunk),
-                )
-            )
+    return [
+        (int(pk), rid, h)
+        for pk, rid, h in _read_chunked(
+            session, _REFS_BY_ID, sorted(set(record_ids)), record_type=record_type
         )
-    return out
+    ]
 
 
 def current_refs_by_key(
@@ -261,53 +315,38 @@ def current_refs_by_key(
     index, so possibly a few more (see `key_text`)."""
     texts = sorted({t for t in (key_text(v) for v in values) if t is not None})
     seen: dict[int, RecordRef] = {}
-    for chunk in _chunks(texts, chunk_size(session)):
-        rows = session.execute(
-            select(Record.id, Record.record_id, Record.content_hash)
-            .join(RecordKey, RecordKey.record_pk == Record.id)
-            .where(
-                RecordKey.record_type == record_type,
-                RecordKey.field == field,
-                RecordKey.value.in_(chunk),
-                Record.is_current == true(),
-            )
-        )
-        for pk, rid, h in rows:
-            seen[int(pk)] = (int(pk), rid, h)
+    for pk, rid, h in _read_chunked(session, _REFS_BY_KEY, texts, record_type=record_type, field=field):
+        seen[int(pk)] = (int(pk), rid, h)
     return list(seen.values())
 
 
 def current_refs_all(session: Session, *, record_type: str) -> list[RecordRef]:
-    return [
-        (int(pk), rid, h)
-        for pk, rid, h in session.execute(
-            select(Record.id, Record.record_id, Record.content_hash).where(
-                Record.record_type == record_type, Record.is_current == true()
-            )
-        )
-    ]
+    return [(int(pk), rid, h) for pk, rid, h in _read(session, _REFS_ALL, record_type=record_type)]
 
 
 def payloads_by_pk(session: Session, *, pks: Collection[int]) -> dict[int, dict[str, Any]]:
-    out: dict[int, dict[str, Any]] = {}
-    for chunk in _chunks(sorted(set(pks)), chunk_size(session)):
-        out.update(
-            (int(pk), payload)
-            for pk, payload in session.execute(select(Record.id, Record.payload).where(Record.id.in_(chunk)))
-        )
-    return out
+    return {int(pk): payload for pk, payload in _read_chunked(session, _PAYLOADS_BY_PK, sorted(set(pks)))}
 
 
 def current_payloads(
     session: Session, *, record_type: str, record_ids: Collection[str]
 ) -> dict[str, dict[str, Any]]:
     """The current payload of each of `record_ids` that exists."""
+    return dict(_read_chunked(session, _CURRENT_PAYLOADS, sorted(set(record_ids)), record_type=record_type))
+
+
+def payloads_of_versions(
+    session: Session, *, record_type: str, versions: Mapping[str, int]
+) -> dict[str, dict[str, Any]]:
+    """The payload of version `versions[record_id]` of each record (current or not)."""
     out: dict[str, dict[str, Any]] = {}
-    for chunk in _chunks(sorted(set(record_ids)), chunk_size(session)):
-        rows = session.execute(
+    wanted = sorted(versions.items())
+    for chunk in _chunks(wanted, chunk_size(session) // 2):
+        rows = _read(
+            session,
             select(Record.record_id, Record.payload).where(
-                Record.record_type == record_type, Record.is_current == true(), Record.record_id.in_(chunk)
-            )
+                Record.record_type == record_type, tuple_(Record.record_id, Record.version).in_(chunk)
+            ),
         )
         out.update((rid, payload) for rid, payload in rows)
     return out
