@@ -255,6 +255,14 @@ class _Pdf(FPDF):
         self.set_text_color(*INK)
         self.set_xy(self.l_margin, y + 20)
 
+    def charts_space(self, charts: Sequence[Chart], per_row: int) -> float:
+        """Room a charts heading needs below it: the first row of charts (or the "no chart" line),
+        so the heading is never left alone at the foot of a page."""
+        if not charts:
+            return 20
+        width = (self.epw - 4.0 * (per_row - 1)) / per_row
+        return 12 + max(width * c.height_px / c.width_px for c in charts[:per_row])
+
     def charts(self, charts: Sequence[Chart], per_row: int, empty: str) -> None:
         if not charts:
             self.text_block(empty, 9, MUTED)
@@ -406,7 +414,7 @@ def violation_pdf(report: ViolationReport, lang: Lang, charts: list[Chart], max_
         ]
     )
     pdf.kv_table(tb["summary"], columns=2)
-    pdf.heading(m("section.charts"), min_space=80 if charts else 20)
+    pdf.heading(m("section.charts"), min_space=pdf.charts_space(charts, 2))
     pdf.charts(charts, 2, m("empty.chart"))
     for key in ("by_department", "by_rule", "by_severity", "notices", "penalties", "findings"):
         pdf.heading(tb[key].title, min_space=30 if tb[key].rows else 14)
@@ -447,7 +455,7 @@ def scorecard_pdf(card: DepartmentScorecard, lang: Lang, charts: list[Chart], ma
         9,
         MUTED,
     )
-    pdf.heading(m("section.charts"), min_space=70 if charts else 20)
+    pdf.heading(m("section.charts"), min_space=pdf.charts_space(charts, 1))
     pdf.charts(charts, 1, m("empty.chart"))
     for key in ("findings_by_rule", "notices", "penalties", "self_check"):
         pdf.heading(tb[key].title, min_space=30 if tb[key].rows else 14)
@@ -479,7 +487,7 @@ def digest_pdf(digest: Digest, lang: Lang, charts: list[Chart], max_rows: int | 
         10,
         indent=True,
     )
-    pdf.heading(m("section.charts"), min_space=70 if charts else 20)
+    pdf.heading(m("section.charts"), min_space=pdf.charts_space(charts, 1))
     pdf.charts(charts, 1, m("empty.chart"))
     for key in ("score_changes", "new_notices", "overdue_notices", "top_rules", "penalties"):
         pdf.heading(tb[key].title, min_space=30 if tb[key].rows else 14)

@@ -444,7 +444,9 @@ def demo(
     records: Annotated[int, typer.Option(help="About how many records.")] = 20_000,
     seed: int = 7,
 ) -> None:
-    """Generate a company, load it through validation into the database, evaluate it, summarise."""
+    """Generate a company, load it through validation into the database, evaluate it, summarise;
+    inspect its last six months (notices for the last one) and write its reports beside the
+    company's folder (./out/ for the default --dir out/demo)."""
     from service.db.base import engine_for, session_factory
     from service.records.flows import record_counts
     from service.synthetic import generate
@@ -470,11 +472,36 @@ def demo(
         f"4. against the generator's ground truth / 与注入的违规对照: {len(injected)} injected, "
         f"{len(found & injected)} found, {len(injected - found)} missed, {len(found - injected)} false alarms"
     )
-    out.print("5. inspection of the last month / 上月检查 (2026-10), as of the company's as-of time:")
+    # The five months before, without notices: the scorecards' trends and the digest's score
+    # changes then show what inspections found, not months nobody judged.
+    earlier = ("2026-05", "2026-06", "2026-07", "2026-08", "2026-09")
+    out.print("5. inspections of the months before / 此前各月检查 (2026-05 … 2026-09):")
+    for month in earlier:
+        past = run_inspection_now(month, depts=None, issue=False, now=datetime.fromisoformat(manifest.as_of))
+        out.print(
+            f"   inspected / 已检查 {month}: {past.inspection.records_checked} records, "
+            f"{past.inspection.counts.get('findings', 0)} findings (no notices / 不下发通知)",
+            highlight=False,
+        )
+    out.print("6. inspection of the last month / 上月检查 (2026-10), as of the company's as-of time:")
     outcome = run_inspection_now(
         "2026-10", depts=None, issue=True, now=datetime.fromisoformat(manifest.as_of)
     )
     print_inspection(outcome, settings().tz)
+    from service.reports.demo import write_demo_reports
+
+    reports_dir = directory.parent  # ./out/ for the default --dir out/demo
+    out.print(f"7. reports / 报告 → {reports_dir.resolve()}:")
+    with account_session() as session:
+        written, seconds = write_demo_reports(
+            session,
+            period="2026-10",
+            notice_numbers=[n.number for n in outcome.notices],
+            now=datetime.fromisoformat(manifest.as_of),
+            out_dir=reports_dir,
+            progress=lambda path: out.print(f"   {path}", highlight=False),
+        )
+    out.print(f"   {len(written)} files in {seconds:.1f} s / 共 {len(written)} 个文件")
 
 
 def _print_pivot(title: str, frame: pd.DataFrame, rows: str, columns: str) -> None:
@@ -557,6 +584,9 @@ def users_create(
     ] = None,
     name: Annotated[str | None, typer.Option(help="Display name (default: the username).")] = None,
     lang: Annotated[Language, typer.Option("--lang", help="The user's language: zh or en.")] = Language.ZH,
+    email: Annotated[
+        str | None, typer.Option(help="Where the user's mail goes (digests, reminders).")
+    ] = None,
 ) -> None:
     """Create a user. The first admin: `zhidu users create admin --role admin`."""
     from service.accounts import flows
@@ -571,6 +601,7 @@ def users_create(
             scope_depts=scope_depts,
             display_name=name,
             language=lang,
+            email=email,
             actor=CLI_ACTOR,
         )
     out.print(f"created user {user.username} (id {user.id}, role {user.role}) / 已创建用户", highlight=False)
@@ -584,7 +615,7 @@ def users_list() -> None:
     with account_session() as session:
         users, _ = service.list_users(session)
     table = Table(title=f"users / 用户 ({len(users)})")
-    for col in ("id", "username", "name", "role", "dept", "scope", "lang", "active", "created"):
+    for col in ("id", "username", "name", "role", "dept", "scope", "lang", "email", "active", "created"):
         table.add_column(col)
     for u in users:
         table.add_row(
@@ -595,6 +626,7 @@ def users_list() -> None:
             u.dept or "",
             ",".join(u.scope_depts),
             u.language,
+            u.email or "",
             "yes" if u.active else "no",
             _when(u.created_at),
         )
@@ -722,18 +754,30 @@ def audit_verify() -> None:
 def serve(
     host: Annotated[str, typer.Option(help="Interface to listen on.")] = "127.0.0.1",
     port: Annotated[int, typer.Option(min=1, max=65535, help="Port to listen on.")] = 8000,
+    workers: Annotated[
+        int, typer.Option(min=1, max=64, help="Worker processes (submissions stay serialised per database).")
+    ] = 1,
 ) -> None:
     """Run the API (uvicorn) after migrating the database to the newest revision."""
     import uvicorn
 
-    from service.api import create_app
+    from service.api.app import create_served_app
     from service.db.migrate import upgrade
-    from service.scheduling.lifecycle import enable
 
     s = settings()
     upgrade(s.database_url)
     err.print(f"zhidu API on http://{host}:{port}/api/v1 (docs: /api/v1/docs), database {s.database_url}")
-    uvicorn.run(enable(create_app(s)), host=host, port=port, log_level=s.log_level.lower())
+    if workers > 1:  # each worker process builds its app from the same environment
+        uvicorn.run(
+            "service.api.app:create_served_app",
+            factory=True,
+            workers=workers,
+            host=host,
+            port=port,
+            log_level=s.log_level.lower(),
+        )
+        return
+    uvicorn.run(create_served_app(s), host=host, port=port, log_level=s.log_level.lower())
 
 
 # --- schedules and the run ledger (service.scheduling) -------------------------------------------
@@ -1125,6 +1169,18 @@ def notices_sweep() -> None:
         f"{report.missing_selfchecks}",
         highlight=False,
     )
+
+
+# --- digests and mail (service/digests/commands.py) ----------------------------------------------
+
+from service.digests.commands import digests_app, mail_app  # noqa: E402
+
+app.add_typer(digests_app, name="digests")
+app.add_typer(mail_app, name="mail")
+
+from service.reports.commands import report_app  # noqa: E402
+
+app.add_typer(report_app, name="report")
 
 
 if __name__ == "__main__":

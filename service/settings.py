@@ -75,11 +75,17 @@ class Settings(BaseSettings):
     # Unless set, it follows `policies_dir`.
     company_file: Path = REPO_POLICIES_DIR / "company.yaml"
     max_upload_bytes: int = Field(default=20 * MiB, gt=0)
+    # How long a submission's Idempotency-Key is remembered: a retry after that is a new request.
+    idempotency_ttl_hours: int = Field(default=24, ge=1, le=24 * 366)
     smtp_host: str | None = None
     smtp_port: int = Field(default=587, ge=1, le=65535)
     smtp_tls: bool = True
     smtp_user: str | None = None
     smtp_password: SecretStr | None = None
+    # The From of outgoing mail; unset: smtp_user if it is an address, else zhidu@<smtp_host>.
+    smtp_from: str | None = None
+    # The application's address as people reach it, for links in mail (e.g. https://zhidu.example.cn).
+    public_url: str | None = None
     log_level: LogLevel = "INFO"
 
     @field_validator("database_url")

@@ -1012,7 +1012,15 @@ def test_api_lists_the_repository_schedules_without_configuration(world: World) 
     response = world.client.get("/api/v1/schedules", headers=world.headers("admin"))
     assert response.status_code == 200, response.text
     ids = [s["job_id"] for s in response.json()["schedules"]]
-    assert ids == ["inspection.monthly", "inspection.quarterly", "notices.sweep"]
+    assert ids == [
+        "inspection.monthly",
+        "inspection.quarterly",
+        "ingest.idempotency_purge",
+        "notices.sweep",
+        "digests.weekly",
+        "digests.monthly",
+        "mail.send",
+    ]
 
 
 # --- CLI -----------------------------------------------------------------------------------------

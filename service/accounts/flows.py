@@ -74,6 +74,7 @@ def create_user(
     scope_depts: Sequence[str] = (),
     display_name: str | None = None,
     language: Language | str = Language.ZH,
+    email: str | None = None,
     actor: str,
     now: datetime | None = None,
 ) -> User:
@@ -89,6 +90,7 @@ def create_user(
                 scope_depts=scope_depts,
                 display_name=display_name,
                 language=language,
+                email=email,
                 actor=actor,
                 now=_now(now),
             )

@@ -23,6 +23,7 @@ class User(Base):
     dept: Mapped[str | None] = mapped_column(String(64))  # required for the department role
     scope_depts: Mapped[list[str]] = mapped_column(JSONDocument)  # the departments a manager reads
     language: Mapped[str] = mapped_column(String(2))  # zh | en
+    email: Mapped[str | None] = mapped_column(String(254))  # where digests and reminders go
     active: Mapped[bool]
     created_at: Mapped[datetime] = mapped_column(UTCDateTime)
 

@@ -2,12 +2,21 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import Sequence
 from datetime import UTC, datetime
 from enum import StrEnum
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, StringConstraints, computed_field, model_validator
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    ConfigDict,
+    Field,
+    StringConstraints,
+    computed_field,
+    model_validator,
+)
 
 
 class Role(StrEnum):
@@ -34,6 +43,47 @@ DeptCode = Annotated[
 ]
 DisplayName = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=200)]
 TokenName = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=100)]
+
+MAX_EMAIL_LENGTH = 254  # RFC 5321's limit on a forward path
+# An ASCII address (mail goes out without SMTPUTF8): dot-atom local part, a domain of dotted
+# labels (an internationalised domain in its punycode `xn--` form).
+_EMAIL = re.compile(
+    r"[A-Za-z0-9!#$%&'*+/=?^_`{|}~-]+(\.[A-Za-z0-9!#$%&'*+/=?^_`{|}~-]+)*"
+    r"@([A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?\.)+[A-Za-z][A-Za-z0-9-]{0,61}[A-Za-z0-9]"
+)
+
+
+def email_problem(value: str) -> tuple[str, str] | None:
+    """Why `value` is not a usable email address, as (en, zh); None if it is one."""
+    if len(value) > MAX_EMAIL_LENGTH:
+        return (
+            f"the email address is longer than {MAX_EMAIL_LENGTH} characters",
+            f"邮箱地址超过 {MAX_EMAIL_LENGTH} 个字符",
+        )
+    if not _EMAIL.fullmatch(value):
+        return (
+            f"{value!r} is not an email address like li.wei@example.cn (ASCII only; "
+            "an internationalised domain in its xn-- form)",
+            f"{value!r} 不是有效的邮箱地址（例如 li.wei@example.cn；仅限 ASCII 字符，国际化域名请使用 xn-- 形式）",
+        )
+    return None
+
+
+def normalize_email(value: str) -> str:
+    """`value` stripped, its domain lowercased; ValueError (en / zh) if it is not an address."""
+    value = value.strip()
+    problem = email_problem(value)
+    if problem is not None:
+        raise ValueError(f"{problem[0]} / {problem[1]}")
+    local, domain = value.rsplit("@", 1)
+    return f"{local}@{domain.lower()}"
+
+
+EmailAddress = Annotated[
+    str,
+    AfterValidator(normalize_email),
+    Field(description="Where mail for the user goes (digests, reminders).", examples=["li.wei@example.cn"]),
+]
 
 
 def role_problems(role: str, dept: str | None, scope_depts: Sequence[str]) -> list[tuple[str, str]]:
@@ -80,6 +130,7 @@ class UserCreate(BaseModel):
         default_factory=list, max_length=500, description="Departments a `manager` reads (managers only)."
     )
     language: Language = Language.ZH
+    email: EmailAddress | None = None
 
     @model_validator(mode="after")
     def _role_fields(self) -> UserCreate:
@@ -107,12 +158,13 @@ class UserUpdate(BaseModel):
     dept: DeptCode | None = None
     scope_depts: list[DeptCode] | None = Field(default=None, max_length=500)
     language: Language | None = None
+    email: EmailAddress | None = Field(default=None, description="`null` removes the address.")
     active: bool | None = None
 
     def changes(self) -> dict[str, Any]:
-        """The fields the request sets (an explicit null included for `dept`)."""
+        """The fields the request sets (an explicit null included for `dept` and `email`)."""
         fields = self.model_dump(include=self.model_fields_set)
-        return {k: v for k, v in fields.items() if v is not None or k == "dept"}
+        return {k: v for k, v in fields.items() if v is not None or k in ("dept", "email")}
 
 
 class UserRead(BaseModel):
@@ -128,6 +180,7 @@ class UserRead(BaseModel):
                     "dept": "D01",
                     "scope_depts": [],
                     "language": "zh",
+                    "email": "li.wei@example.cn",
                     "active": True,
                     "created_at": "2025-03-01T01:30:00Z",
                 }
@@ -142,6 +195,7 @@ class UserRead(BaseModel):
     dept: str | None
     scope_depts: list[str]
     language: Language
+    email: str | None
     active: bool
     created_at: datetime
 

@@ -14,7 +14,7 @@ from sqlalchemy.orm import Session
 from sqlalchemy.orm.attributes import set_committed_value
 
 from service.accounts.models import ApiToken, User
-from service.accounts.schemas import Language, Role, role_problems
+from service.accounts.schemas import Language, Role, email_problem, role_problems
 from service.audit.schemas import AuditAction
 from service.audit.service import append_event
 
@@ -81,6 +81,7 @@ def user_state(user: User) -> dict[str, Any]:
         "dept": user.dept,
         "scope_depts": list(user.scope_depts),
         "language": user.language,
+        "email": user.email,
         "active": user.active,
         "created_at": user.created_at,
     }
@@ -103,6 +104,18 @@ def _check_role(role: str, dept: str | None, scope_depts: Sequence[str]) -> None
     problems = role_problems(role, dept, scope_depts)
     if problems:
         raise InvalidAccountError("; ".join(en for en, _ in problems), "；".join(zh for _, zh in problems))
+
+
+def _email(value: str | None) -> str | None:
+    """`value` as stored: stripped, the domain lowercased; None for none. Raises InvalidAccountError."""
+    if value is None or not value.strip():
+        return None
+    value = value.strip()
+    problem = email_problem(value)
+    if problem is not None:
+        raise InvalidAccountError(*problem)
+    local, domain = value.rsplit("@", 1)
+    return f"{local}@{domain.lower()}"
 
 
 def _scope(depts: Sequence[str]) -> list[str]:
@@ -138,11 +151,12 @@ def create_user(
     scope_depts: Sequence[str] = (),
     display_name: str | None = None,
     language: Language | str = Language.ZH,
+    email: str | None = None,
     actor: str,
     now: datetime,
 ) -> User:
     """Add an active user. Raises InvalidAccountError (role without its dept/scope, unknown role or
-    language) or UsernameTakenError."""
+    language, not an email address) or UsernameTakenError."""
     _require_aware(now)
     role, language = str(role), str(language)
     if role not in set(Role):
@@ -151,6 +165,7 @@ def create_user(
         raise InvalidAccountError(f"unknown language {language!r}", f"未知语言 {language!r}")
     scope = _scope(scope_depts)
     _check_role(role, dept, scope)
+    address = _email(email)
     if find_user(session, username=username) is not None:
         raise UsernameTakenError(f"username {username!r} is taken", f"用户名 {username!r} 已被使用")
     user = User(
@@ -160,6 +175,7 @@ def create_user(
         dept=dept,
         scope_depts=scope,
         language=language,
+        email=address,
         active=True,
         created_at=now,
     )
@@ -190,14 +206,14 @@ def _active_admin_ids(session: Session) -> set[int]:
 def update_user(
     session: Session, *, user: User, changes: Mapping[str, Any], actor: str, now: datetime
 ) -> User:
-    """Change some of display_name, role, dept, scope_depts, language, active.
+    """Change some of display_name, role, dept, scope_depts, language, email, active.
 
     A role other than manager clears `scope_depts` unless the changes set it. Raises InvalidAccountError
     (unknown field, inconsistent role/dept/scope) or LastAdminError (the last active admin would be
     demoted or deactivated). Nothing changed: no write and no audit event.
     """
     _require_aware(now)
-    allowed = {"display_name", "role", "dept", "scope_depts", "language", "active"}
+    allowed = {"display_name", "role", "dept", "scope_depts", "language", "email", "active"}
     unknown = sorted(set(changes) - allowed)
     if unknown:
         raise InvalidAccountError(f"cannot change {', '.join(unknown)}", f"不能修改 {', '.join(unknown)}")
@@ -211,6 +227,7 @@ def update_user(
     if new["role"] != Role.MANAGER and "scope_depts" not in changes:
         new["scope_depts"] = []
     new["scope_depts"] = _scope(new["scope_depts"])
+    new["email"] = _email(new["email"])
     if not new["display_name"]:
         raise InvalidAccountError("display_name cannot be empty", "显示名称不能为空")
     _check_role(new["role"], new["dept"], new["scope_depts"])

@@ -77,6 +77,7 @@ def create_user(body: UserCreate, admin: AdminUser, session: SessionDep) -> User
             scope_depts=body.scope_depts,
             display_name=body.display_name,
             language=body.language,
+            email=body.email,
             actor=admin.username,
         )
     except service.AccountError as exc:
@@ -94,7 +95,7 @@ def get_user(user_id: PathId, _admin: AdminUser, session: SessionDep) -> UserRea
 
 @router.patch(
     "/users/{user_id}",
-    summary="Change a user: deactivate, role, department, scope (admin)",
+    summary="Change a user: deactivate, role, department, scope, email (admin)",
     response_model=UserRead,
     responses=_CONFLICT,
 )

@@ -1,0 +1,1 @@
+"""Managers' digest subscriptions and the scheduled digests they receive by mail."""
