@@ -41,26 +41,36 @@ def measure_generate(out: str, records: int) -> dict[str, Any]:
     }
 
 
-def _load(data: str) -> tuple[Any, Any, Any]:
+def _load(data: str, phases: dict[str, float] | None = None) -> tuple[Any, Any, Any]:
+    """(library, data set, (encoded frames, as-of)); `phases` gets each phase's seconds and the
+    peak RSS after it (the library loaded = the baseline, read + validated, encoded)."""
     import pandas as pd
 
     from rules.readers import read_data_dir
     from service.evaluation.service import encode_all, load_policy_library
     from service.settings import Settings
 
+    phases = {} if phases is None else phases
     library = load_policy_library(Settings())
+    phases["baseline_rss_mb"] = peak_rss_mb()
+    start = time.perf_counter()
     dataset = read_data_dir(Path(data), library.model, library.company.tz)
+    phases["read_validate_seconds"] = time.perf_counter() - start
+    phases["rss_after_read_mb"] = peak_rss_mb()
     manifest = json.loads((Path(data) / "manifest.json").read_text())
-    return library, dataset, (encode_all(library, dataset.frames), pd.Timestamp(manifest["as_of"]))
+    start = time.perf_counter()
+    encoded = encode_all(library, dataset.frames)
+    phases["encode_seconds"] = time.perf_counter() - start
+    phases["rss_after_encode_mb"] = peak_rss_mb()
+    return library, dataset, (encoded, pd.Timestamp(manifest["as_of"]))
 
 
 def measure_batch(data: str) -> dict[str, Any]:
     from rules.engine import batch
     from rules.engine.encode import timestamp_ms
 
-    start = time.perf_counter()
-    library, dataset, (encoded, as_of) = _load(data)
-    read_seconds = time.perf_counter() - start
+    phases: dict[str, float] = {}
+    library, dataset, (encoded, as_of) = _load(data, phases)
     data_mb = sum(f.memory_usage(deep=True).sum() for f in dataset.frames.values()) / 2**20
     rss_before = peak_rss_mb()
     start = time.perf_counter()
@@ -69,18 +79,72 @@ def measure_batch(data: str) -> dict[str, Any]:
     )
     seconds = time.perf_counter() - start
     records = sum(len(f) for f in dataset.frames.values())
+    csv_mb = sum(p.stat().st_size for p in Path(data).glob("*.csv") if p.name != "ground_truth.csv") / 2**20
     return {
         "records": records,
-        "read_validate_seconds": read_seconds,
+        **phases,
         "evaluate_seconds": seconds,
         "verdicts": len(verdicts),
         "data_mb_in_memory": data_mb,
         "peak_rss_mb": peak_rss_mb(),
         "rss_before_evaluate_mb": rss_before,
         "rss_over_data": peak_rss_mb() / data_mb if data_mb else None,
-        "csv_mb": sum(p.stat().st_size for p in Path(data).glob("*.csv") if p.name != "ground_truth.csv")
-        / 2**20,
+        "csv_mb": csv_mb,
+        # what the data costs on top of the process with its libraries and policy library loaded
+        "peak_rss_over_baseline_mb": peak_rss_mb() - phases["baseline_rss_mb"],
     }
+
+
+def measure_validate_small(repeat: int = 200) -> dict[str, Any]:
+    """Milliseconds to validate one record (an API submit), by the small-frame path and by the
+    vectorised path it replaces for frames of up to `rules.validate.SMALL_FRAME` rows."""
+    import statistics
+
+    import pandas as pd
+
+    import rules.validate as validate_module
+    from service.evaluation.service import load_policy_library
+    from service.settings import Settings
+
+    library = load_policy_library(Settings())
+    rt, tz = library.model["expense_claim"], library.company.tz
+    claim = {
+        "id": "EC0000001",
+        "dept": "SAL",
+        "applicant": "李霞铭",
+        "category": "travel",
+        "amount": "8186.15",
+        "invoice_no": "25312110004104729361",
+        "invoice_count": "1",
+        "submitted_at": "2025-11-03T08:31:00+08:00",
+        "paid_at": "2025-11-09T20:48:00",
+    }
+    frames = {
+        "csv": pd.DataFrame([claim], dtype="str"),
+        "json": pd.DataFrame(  # as the API builds it: object columns, JSON's own types
+            {
+                k: pd.Series([v], dtype=object)
+                for k, v in {**claim, "amount": 8186.15, "invoice_count": 1}.items()
+            }
+        ),
+    }
+
+    def median_ms(raw: pd.DataFrame) -> float:
+        times = []
+        for _ in range(repeat):
+            start = time.perf_counter()
+            validate_module.validate_frame(rt, raw, source="bench", tz=tz)
+            times.append((time.perf_counter() - start) * 1000)
+        return statistics.median(times[repeat // 10 :])  # the first calls warm caches
+
+    out: dict[str, Any] = {}
+    small_frame = validate_module.SMALL_FRAME
+    for name, raw in frames.items():
+        out[f"{name}_small_path_ms"] = median_ms(raw)
+        validate_module.SMALL_FRAME = -1  # every frame the vectorised way, as before the small path
+        out[f"{name}_vectorised_ms"] = median_ms(raw)
+        validate_module.SMALL_FRAME = small_frame
+    return out
 
 
 def measure_stream(data: str, limit: int) -> dict[str, Any]:
@@ -159,13 +223,20 @@ def main() -> None:
         results["batch"] = run_child("batch", data)
         results["stream"] = run_child("stream", data, str(STREAM_RECORDS))
         results["checks"] = run_child("checks", data)  # checks/bench.py: data-quality suites
+    results["validate_small"] = run_child("validate_small")
     results["reports"] = run_child("reports")  # reports/bench.py: every document, large data
     results["inspection"] = run_child("inspection")  # tests/bench_inspection.py: 1M records
+    results["report_service"] = run_child("report_service")  # tests/bench_reports.py: gather + render, 1M
     results["api"] = run_child("api")  # tests/bench_api.py: its own company and database
     g, b, s = results["generate"], results["batch"], results["stream"]
     rows = [
         ("generate", f"{g['records']:,} records", f"{g['seconds']:.1f} s", "goal < 60 s"),
-        ("read + validate", f"{b['records']:,} records", f"{b['read_validate_seconds']:.1f} s", ""),
+        (
+            "read + validate",
+            f"{b['records']:,} records",
+            f"{b['read_validate_seconds']:.1f} s (encode {b['encode_seconds']:.1f} s)",
+            "",
+        ),
         (
             "batch engine, full library",
             f"{b['verdicts']:,} verdicts",
@@ -177,6 +248,13 @@ def main() -> None:
             f"{b['peak_rss_mb']:.0f} MB",
             f"{b['peak_rss_mb'] / b['csv_mb']:.1f} × the CSV data ({b['csv_mb']:.0f} MB); {b['rss_over_data']:.1f} × typed frames ({b['data_mb_in_memory']:.0f} MB)",
             "goal ≤ 3×",
+        ),
+        (
+            "batch RSS by phase",
+            f"baseline {b['baseline_rss_mb']:.0f} MB",
+            f"after read + validate {b['rss_after_read_mb']:.0f} MB, after encode {b['rss_after_encode_mb']:.0f} MB; "
+            f"data's share {b['peak_rss_over_baseline_mb']:.0f} MB = {b['peak_rss_over_baseline_mb'] / b['csv_mb']:.1f} × the CSV",
+            "",
         ),
         (
             "stream engine, full library",
@@ -218,7 +296,25 @@ def main() -> None:
             f"p99 {paced['p99_ms']:.0f} ms",
             "",
         ),
+        (
+            f"API submit, {paced['clients']} clients open loop: highest rate with p99 ≤ 50 ms",
+            f"{latency['max_rate_within_goal'] or 0:.0f} req/s",
+            ", ".join(
+                f"{s['target_requests_per_s']:.0f}/s: p99 {s['p99_ms']:.0f} ms" for s in latency["open_loop"]
+            ),
+            f"server CPU {alone.get('server_cpu_ms_per_request', 0):.0f} ms/request",
+        ),
     ]
+    small = results["validate_small"]
+    rows.append(
+        (
+            "validate one record (API submit)",
+            f"{small['json_small_path_ms']:.1f} ms",
+            f"vectorised path {small['json_vectorised_ms']:.1f} ms; CSV text {small['csv_small_path_ms']:.1f} / "
+            f"{small['csv_vectorised_ms']:.1f} ms",
+            "",
+        )
+    )
     checks, reports_times = results["checks"], results["reports"]
     rows.append(
         (
@@ -247,6 +343,20 @@ def main() -> None:
             "goal ≤ 30 s",
         )
     )
+    gathered = results["report_service"]
+    rows.extend(
+        (
+            f"report {name} from the database ({gathered['records']:,} records)",
+            f"gather {gathered['gather_seconds'][name]:.1f} s",
+            ", ".join(
+                f"{k.split('.')[1]} {v:.1f} s"
+                for k, v in gathered["render_seconds"].items()
+                if k.startswith(name)
+            ),
+            "",
+        )
+        for name in gathered["gather_seconds"]
+    )
     width = [max(len(r[i]) for r in rows) for i in range(4)]
     for r in rows:
         print("  ".join(c.ljust(w) for c, w in zip(r, width, strict=True)))
@@ -263,6 +373,8 @@ if __name__ == "__main__":
             out = measure_generate(args[0], int(args[1]))
         elif name == "batch":
             out = measure_batch(args[0])
+        elif name == "validate_small":
+            out = measure_validate_small()
         elif name == "api":
             from tests.bench_api import bench
 
@@ -271,6 +383,10 @@ if __name__ == "__main__":
             from tests.bench_inspection import bench as bench_inspection
 
             out = bench_inspection()
+        elif name == "report_service":
+            from tests.bench_reports import bench as bench_report_service
+
+            out = bench_report_service()
         elif name == "checks":
             from checks.bench import bench as bench_checks
 

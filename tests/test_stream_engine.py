@@ -7,8 +7,10 @@ the normaliser (`rules.engine.dnf`) has unit tests on small trees; durable-rules
 
 from __future__ import annotations
 
+import json
 import threading
 from collections.abc import Callable, Mapping, Sequence
+from itertools import pairwise
 from typing import Any
 from zoneinfo import ZoneInfo
 
@@ -528,6 +530,147 @@ def test_period_bounds() -> None:
     ]
     got = run_both([r], {"claim": frame(rows, CLAIM)})  # as of 2026-02-10: last month is January
     assert keyset(got) == {("R-PERIOD", "C1", "minor"), ("R-PERIOD", "C3", "minor")}
+
+
+def finance_approval_last_month() -> CompiledRule:
+    """A claim without a finance approval decided last month (a `none` with local tests and
+    comparisons with the record's period bounds)."""
+    start, end = rec("start_of_last_month__"), rec("end_of_last_month__")
+    body = And(
+        (
+            cmp(ref("ap", "step"), "eq", "finance"),
+            has(ref("ap", "decided_at")),
+            cmp(ref("ap", "decided_at"), "ge", start),
+            cmp(ref("ap", "decided_at"), "lt", end),
+        )
+    )
+    node = Not(Exists("ap", "approval", (("record_id", rec("id")),), body))
+    return rule(
+        "R-JAN",
+        "claim",
+        ("major", node),
+        derivations=[PeriodBound("month", "start"), PeriodBound("month", "end")],
+    )
+
+
+def claims_with_approvals_outside_january() -> dict[str, pd.DataFrame]:
+    approvals = [
+        *APPROVALS,
+        {"id": "A8", "record_id": "C5", "step": "finance", "decided_at": T0 + 40 * DAY},  # February
+        {"id": "A9", "record_id": "C5", "step": "finance", "decided_at": T0 - 2 * DAY},  # December
+    ]
+    return {"claim": frame(CLAIMS, CLAIM), "approval": frame(approvals, APPROVAL)}
+
+
+def test_related_records_that_can_match_no_pattern_are_not_asserted(monkeypatch: pytest.MonkeyPatch) -> None:
+    from rules.engine import stream
+
+    monkeypatch.setattr(stream, "_FILTER_MIN_ROWS", 0)  # filter even these few approvals
+    encoded = claims_with_approvals_outside_january()
+    got = run_both([finance_approval_last_month()], encoded)
+    assert keyset(got) == {("R-JAN", "C5", "major")}  # C5's finance approvals are outside January
+    with StreamEngine([finance_approval_last_month()], tz=TZ) as engine:
+        chunk = engine._prepare(engine._rulesets["claim"], encoded["claim"], FrameSource(encoded), AS_OF)
+        approvals = chunk.related["approval"]
+        kept = set(approvals.frame["id"].to_numpy()[approvals.keep].tolist())
+    # not dept-head steps (A1, A5), not without a claim (A7), not outside January (A8, A9)
+    assert kept == {"A2", "A3", "A4", "A6"}
+
+
+def test_chunks_split_records_that_share_related_records(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Records are prepared in chunks and judged in groups: neither boundary changes a verdict
+    (C1, C2 and C4 share invoice FP1 across the boundaries)."""
+    from rules.engine import stream
+
+    monkeypatch.setattr(stream, "_CHUNK", 3)
+    duplicate = Exists(
+        "o",
+        "claim",
+        (("invoice_no", rec("invoice_no")),),
+        And(
+            (both(ref("o", "id"), "ne", rec("id")), both(ref("o", "submitted_at"), "lt", rec("submitted_at")))
+        ),
+    )
+    rules = [finance_approval_last_month(), rule("R-DUP", "claim", ("critical", duplicate))]
+    got = run_both(rules, claims_with_approvals_outside_january(), group_sizes=(1, 2, 4))
+    assert keyset(got) == {
+        ("R-JAN", "C5", "major"),
+        ("R-DUP", "C2", "critical"),  # C1 (day 0) is earlier
+        ("R-DUP", "C4", "critical"),
+    }
+
+
+@pytest.mark.parametrize(
+    "values",
+    [
+        np.array(["a", "张三", "", "EC0000001"], dtype=object),  # converted in Arrow
+        np.array(["a", 'a"b', "x\\y", "a[b", "$", "a\x00", "张三"], dtype=object),  # escapes: Python
+        np.array([1, -5, 2**40, 0]),
+        np.array([0.5, 1e-05, 3.0]),
+        np.array([True, False]),
+        np.array(["a", 1], dtype=object),
+    ],
+)
+def test_fact_texts_from_arrow_equal_the_python_encoding(values: np.ndarray) -> None:
+    from rules.engine.stream import _column_json, _value_text
+
+    assert _column_json(values).to_pylist() == [_value_text(v) for v in values.tolist()]
+
+
+@pytest.mark.parametrize("arrow_from", [0, 10**9])
+def test_facts_written_in_arrow_or_python_give_the_same_verdicts(
+    arrow_from: int, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from rules.engine import stream
+
+    monkeypatch.setattr(stream, "_ARROW_MIN_ROWS", arrow_from)
+    codes = ["ab", 'a"b', "a\\b", "张三", "", "a\x00", "$x"]
+    rows = [{"id": f"C{i}", "code": a, "code2": b, "amount": i} for i, (a, b) in enumerate(pairwise(codes))]
+    lt = rule("R-LT", "claim", ("minor", cmp(rec("code"), "lt", rec("code2"))))
+    over = rule("R-OVER", "claim", ("minor", both(rec("amount"), "gt", 2)))
+    encoded = claims_with_approvals_outside_january()
+    got = run_both([lt, over, finance_approval_last_month()], {**encoded, "claim": frame(rows, CLAIM)})
+    assert {v.record_id for v in got if v.rule == "R-LT"} == {
+        f"C{i}" for i, (a, b) in enumerate(pairwise(codes)) if a < b
+    }
+    assert {v.record_id for v in got if v.rule == "R-OVER"} == {"C3", "C4", "C5"}
+
+
+def test_a_string_durable_cannot_take_is_refused_on_the_arrow_path_too() -> None:
+    from rules.engine.stream import _column_json
+
+    with pytest.raises(StreamEngineError, match="cannot take the string"):
+        _column_json(np.array(["ok", "\ud800"], dtype=object))
+
+
+def test_presence_tests_are_dropped_only_where_the_missing_value_sentinel_fails() -> None:
+    """`present & x op c` runs as `x op c` only when the sentinel ("" / 0) fails `op c`."""
+    rows = [
+        {"id": "C1", "code": "", "amount": 0},  # present, equal to the sentinels
+        {"id": "C2", "code": None, "amount": None},  # missing: encoded as the sentinels
+        {"id": "C3", "code": "x", "amount": 7},
+    ]
+    cases = {
+        "R-EMPTY": both(rec("code"), "eq", ""),  # "" == "": presence needed
+        "R-NONEMPTY": both(rec("code"), "gt", ""),  # droppable
+        "R-ZERO": both(rec("amount"), "le", 0),  # 0 <= 0: presence needed
+        "R-POS": both(rec("amount"), "gt", 5),  # droppable
+        "R-NE": both(rec("code"), "ne", "x"),  # "" != "x": presence needed
+    }
+    got = run_both(
+        [rule(name, "claim", ("minor", node)) for name, node in cases.items()], {"claim": frame(rows, CLAIM)}
+    )
+    assert keyset(got) == {
+        ("R-EMPTY", "C1", "minor"),
+        ("R-NONEMPTY", "C3", "minor"),
+        ("R-ZERO", "C1", "minor"),
+        ("R-POS", "C3", "minor"),
+        ("R-NE", "C1", "minor"),
+    }
+    with StreamEngine([rule("R-POS", "claim", ("minor", cases["R-POS"]))], tz=TZ) as engine:
+        definition = json.dumps(engine._rulesets["claim"].definition)
+    assert "amount__p" not in str(engine._rulesets["claim"].kinds)  # no flag attribute at all
+    assert definition.count('"$gt"') == 1
 
 
 def test_string_order_and_special_characters() -> None:

@@ -6,11 +6,19 @@ every level of every rule of that type; each level's violation is normalised
 (`rules.engine.dnf`) into conjunctions, one durable rule each: the record pattern first, then
 the related records joined to it, then `none(...)` patterns.
 
-A *session* (a durable state id) judges a small group of records: their related records are
-fetched from a `RelatedSource`, the derived values (as-of time, period bounds, aggregates) are
-computed by `derive_columns` (the batch code) on the group's record frame, the related facts are
-asserted first and the record facts last (durable evaluates a `none` when the record arrives),
-the actions collect the matches, and the state is deleted.
+A *session* (a durable state id) judges a small group of records (`group_size`): its related
+facts are asserted first and its record facts last, in one `assert_facts` call (durable evaluates
+a `none` when the record arrives), the actions collect the matches, and the state is deleted.
+The Python work is done once per *chunk* of consecutive records (`_CHUNK`), not per session:
+the related records of the whole chunk are fetched from a `RelatedSource` in one look-up per
+fetch step, the derived values (as-of time, period bounds, aggregates) are computed by
+`derive_columns` (the batch code) on the chunk's record frame, and every fact's JSON text is
+written once, column by column. Each session then gets exactly the related records its own
+records' keys select (as if fetched for that group alone), minus those that can match no
+pattern: a related record must pass, for at least one pattern of its kind, the pattern's tests
+on the related record alone and, for each comparison with a record field, the comparison with
+some record of the chunk (`_Filter`). That only leaves out facts durable could never bind; every
+verdict still comes from durable's matching.
 
 durable-rules 2.0.28 constraints this module works around (all verified against its C source):
 
@@ -58,13 +66,15 @@ from zoneinfo import ZoneInfo
 
 import numpy as np
 import pandas as pd
+import pyarrow as pa
+import pyarrow.compute as pc
 from durable import engine
 
-from rules.engine.batch import record_frame
+from rules.engine.batch import eval_node, record_frame, refs_in
 from rules.engine.derive import derive_columns
-from rules.engine.dnf import Conjunction, Pattern, UnsupportedCondition, normalise
+from rules.engine.dnf import Conjunction, Pattern, UnsupportedCondition, normalise, rename_scope
 from rules.engine.encode import PRESENT_SUFFIX
-from rules.engine.related import FrameSource, RelatedSource
+from rules.engine.related import FrameSource, RelatedSource, ValueIndex
 from rules.engine.verdict import Verdict
 from rules.lang.ir import (
     RECORD,
@@ -218,24 +228,24 @@ def _value_text(value: object) -> str:
 _SPECIAL = re.compile(r"[\x00-\x23\[\\]")
 
 
-def _column_texts(values: np.ndarray, prefix: str) -> list[str]:
-    """`prefix` + the JSON text of each value of a column."""
+def _column_texts(values: np.ndarray) -> list[str]:
+    """The JSON text of each value of a column (in Python: see `_column_json`)."""
     kind = values.dtype.kind
     if kind in "iu":
-        return [prefix + v for v in map(str, values.tolist())]
+        return list(map(str, values.tolist()))
     if kind == "b":
-        return [prefix + ("1" if v else "0") for v in values.tolist()]
+        return ["1" if v else "0" for v in values.tolist()]
     if kind == "f":
-        return [prefix + _float_text(v) for v in values.tolist()]
+        return [_float_text(v) for v in values.tolist()]
     items = values.tolist()
     try:
         joined = "".join(items)  # TypeError unless every value is a string
     except TypeError:
         joined = None
     if joined is not None and _SPECIAL.search(joined) is None and (joined.isascii() or _utf8(joined)):
-        return [f'{prefix}"{v}"' for v in items]  # nothing to escape (the usual case)
+        return [f'"{v}"' for v in items]  # nothing to escape (the usual case)
     codes, uniques = pd.factorize(values, use_na_sentinel=False)  # encode each distinct value once
-    texts = np.array([prefix + _value_text(v) for v in uniques], dtype=object)
+    texts = np.array([_value_text(v) for v in uniques], dtype=object)
     return texts[codes].tolist()  # type: ignore[no-any-return]
 
 
@@ -300,6 +310,7 @@ class _Ruleset:
     fetches: list[_Fetch]
     actions: dict[str, tuple[int, int]]  # durable rule name -> (rule index, level index)
     definition: dict[str, Any]  # durable's JSON ruleset
+    filters: dict[str, list[_Filter]]  # related kind -> what its facts must pass (absent: all pass)
     handle: int = 0
     free_sids: list[str] = field(default_factory=lambda: list(reversed(_SIDS)))
 
@@ -394,6 +405,8 @@ class _Builder:
         conjuncts = [] if isinstance(node, Bool) else list(node.items) if isinstance(node, And) else [node]
         if isinstance(node, Bool) and not node.value:
             raise UnsupportedCondition("a false term survived normalisation")
+        implied = _implied_presence(conjuncts, own)
+        conjuncts = [c for c in conjuncts if not (isinstance(c, Present) and (c.ref, c.negated) in implied)]
         local = [self._expr(c, own, scopes) for c in conjuncts if scopes_of(c) <= {own}]
         join = [self._expr(c, own, scopes) for c in conjuncts if not scopes_of(c) <= {own}]
         local.sort(key=lambda item: json.dumps(item, sort_keys=True))
@@ -423,6 +436,40 @@ class _Builder:
         for i, n in enumerate(conj.negatives):
             entries.append({f"n{i}$not": self.pattern(n, {**scopes, n.alias: (f"n{i}", n.type)})})
         return entries
+
+
+_SENTINEL_TEST: dict[str, Callable[[Any, Any], bool]] = {
+    "eq": lambda a, b: bool(a == b),
+    "ne": lambda a, b: bool(a != b),
+    "lt": lambda a, b: bool(a < b),
+    "le": lambda a, b: bool(a <= b),
+    "gt": lambda a, b: bool(a > b),
+    "ge": lambda a, b: bool(a >= b),
+}
+
+
+def _implied_presence(conjuncts: Sequence[Node], own: str) -> set[tuple[Ref, bool]]:
+    """Presence tests a conjunction need not run: a missing value is encoded as the sentinel
+    ("" or 0, `rules.engine.encode`), so where a comparison of the field with a constant fails
+    on the sentinel, it already fails for a missing value (fewer alpha tests and attributes)."""
+    implied: set[tuple[Ref, bool]] = set()
+    for c in conjuncts:
+        if (
+            isinstance(c, Cmp)
+            and isinstance(c.left, Ref)
+            and c.left.scope == own
+            and isinstance(c.right, Const)
+        ):
+            value = c.right.value
+            if isinstance(value, str):
+                sentinel: str | int = ""
+            elif isinstance(value, int) and not isinstance(value, bool):
+                sentinel = 0
+            else:
+                continue  # floats are aggregates, always present
+            if not _SENTINEL_TEST[c.op](sentinel, value):
+                implied.add((c.left, False))
+    return implied
 
 
 def _and(items: list[Any]) -> Any:
@@ -515,6 +562,61 @@ def _unique_derivations(
     return out, tuple(derivations)
 
 
+_ROW = "row"  # the scope of a related record in a filter (local tests read no other scope)
+
+
+@dataclass(frozen=True, slots=True)
+class _Filter:
+    """A necessary condition for a related record to match one pattern: its tests on the
+    related record alone (`local`) and its comparisons with a record field (`bounds`: related
+    field, operator, record expression), which some record of the group must satisfy. A record
+    failing the filters of every pattern of its kind could never be part of a match, so its fact
+    is not asserted; every match is still found by durable-rules."""
+
+    local: tuple[Node, ...]  # conjuncts, the related record's scope renamed `_ROW`
+    bounds: tuple[tuple[str, str, Ref | Arith], ...]
+
+
+def _pattern_filter(pattern: Pattern) -> _Filter | None:
+    """The filter of a pattern, or None when it admits every related record."""
+    items = pattern.terms.items if isinstance(pattern.terms, And) else (pattern.terms,)
+    # the join keys are left out: each group's fetch already selects on them
+    local: list[Node] = [Present(Ref(pattern.alias, f)) for f, _ in pattern.keys]
+    bounds: list[tuple[str, str, Ref | Arith]] = []
+    for item in items:
+        if isinstance(item, Bool):
+            continue
+        scopes = scopes_of(item)
+        if scopes <= {pattern.alias}:
+            local.append(item)
+        elif (
+            isinstance(item, Cmp)
+            and scopes == {pattern.alias, RECORD}
+            and isinstance(item.left, Ref)
+            and item.left.scope == pattern.alias
+            and isinstance(item.right, Ref | Arith)
+            and not (isinstance(item.right, Arith) and isinstance(item.right.const, float))
+        ):
+            bounds.append((item.left.field, item.op, item.right))
+    if not local and not bounds:
+        return None
+    local_node = rename_scope(simplify(And(tuple(local))), pattern.alias, _ROW)
+    conjuncts = local_node.items if isinstance(local_node, And) else (local_node,)
+    return _Filter(tuple(c for c in conjuncts if not isinstance(c, Bool)), tuple(bounds))
+
+
+def _add_filters(conj: Conjunction, filters: dict[str, list[_Filter] | None]) -> None:
+    for pattern in (*conj.positives, *conj.negatives):
+        current = filters.get(pattern.type, [])
+        if current is None:
+            continue  # a pattern of this kind admits every record already
+        one = _pattern_filter(pattern)
+        if one is None:
+            filters[pattern.type] = None
+        elif one not in current:
+            filters[pattern.type] = [*current, one]
+
+
 def _check_attributes(kinds: Mapping[str, Mapping[str, _Source]]) -> None:
     for kind, attrs in kinds.items():
         names = [*sorted(_RESERVED), *attrs]
@@ -536,6 +638,7 @@ def _compile(record_type: str, rules: Sequence[tuple[int, CompiledRule]]) -> _Ru
     definition: dict[str, Any] = {"open": {"all": [{"m": {"t": _OPEN}}]}}
     actions: dict[str, tuple[int, int]] = {}
     fetches: list[_Fetch] = []
+    filters: dict[str, list[_Filter] | None] = {}
     for (index, _), rule in zip(rules, renamed, strict=True):
         try:
             for d in rule.derivations:
@@ -557,6 +660,7 @@ def _compile(record_type: str, rules: Sequence[tuple[int, CompiledRule]]) -> _Ru
                     name = f"r{index}l{li}c{ci}"
                     definition[name] = {"all": builder.conjunction(conj), "dist": 0, "cap": _CAP}
                     actions[name] = (index, li)
+                    _add_filters(conj, filters)
         except UnsupportedCondition as e:
             raise UnsupportedCondition(f"rule {rule.id}: {e}") from e
     _check_attributes(builder.kinds)
@@ -571,6 +675,7 @@ def _compile(record_type: str, rules: Sequence[tuple[int, CompiledRule]]) -> _Ru
         fetches,
         actions,
         definition,
+        {kind: kind_filters for kind, kind_filters in filters.items() if kind_filters is not None},
     )
 
 
@@ -609,10 +714,48 @@ def _delete_rulesets(handles: list[int]) -> None:
 # --- the engine -------------------------------------------------------------------------------------
 
 
+_CHUNK = 4096  # records prepared together (related records, derived values, fact texts)
+_NO_ROWS = np.zeros(0, dtype=np.int64)
+_FILTER_MIN_ROWS = 64  # fewer related records are asserted unfiltered: filtering costs more
+_ARROW_MIN_ROWS = 64  # fewer facts are written in Python: an Arrow call costs more
+
+
 @dataclass
-class _Group:
-    ids: list[str]  # record ids (verdicts)
-    facts: list[str]  # JSON members of each fact: related facts first, record facts last
+class _Related:
+    """The records of one related type fetched for a chunk (positions 0..n-1) and, for those
+    that pass the kind's filters, their facts' JSON text."""
+
+    frame: pd.DataFrame
+    keep: np.ndarray = field(init=False)  # bool per row: its fact may take part in a match
+    bodies: np.ndarray = field(init=False)  # object per row: `"t":...,...}` (kept rows only)
+    _columns: dict[str, np.ndarray] = field(default_factory=dict)
+    _indexes: dict[str, ValueIndex] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        self.keep = np.zeros(len(self.frame), dtype=bool)
+        self.bodies = np.empty(len(self.frame), dtype=object)
+
+    def column(self, name: str) -> np.ndarray:
+        values = self._columns.get(name)
+        if values is None:
+            values = self._columns[name] = self.frame[name].to_numpy()
+        return values
+
+    def index(self, name: str) -> ValueIndex:
+        index = self._indexes.get(name)
+        if index is None:
+            index = self._indexes[name] = ValueIndex.build(self.frame, name)
+        return index
+
+
+@dataclass
+class _Chunk:
+    """Consecutive records of one type prepared at once; judged a group (session) at a time."""
+
+    ids: np.ndarray  # record ids (verdicts)
+    keys: dict[str, np.ndarray]  # record columns the fetch steps read (unprefixed names)
+    bodies: list[str]  # record facts' JSON text, `"k"` = position in the chunk
+    related: dict[str, _Related]
 
 
 class StreamEngine:
@@ -701,13 +844,18 @@ class StreamEngine:
             raise StreamEngineError("the engine is closed")
         subjects = subjects.reset_index(drop=True)
         best: dict[tuple[int, int], int] = {}  # (rule index, subject position) -> level index
-        for start in range(0, len(subjects), self.group_size):
-            group = subjects.iloc[start : start + self.group_size]
-            prepared = self._prepare(ruleset, group, source, as_of_ms)
-            for rule_index, level, k in self._judge(ruleset, prepared):
-                key = (rule_index, start + k)
-                if best.get(key, -1) < level:
-                    best[key] = level
+        chunk_size = max(_CHUNK, self.group_size)
+        for chunk_start in range(0, len(subjects), chunk_size):
+            chunk = self._prepare(
+                ruleset, subjects.iloc[chunk_start : chunk_start + chunk_size], source, as_of_ms
+            )
+            for start in range(0, len(chunk.ids), self.group_size):
+                stop = min(start + self.group_size, len(chunk.ids))
+                facts = [*self._related_facts(ruleset, chunk, start, stop), *chunk.bodies[start:stop]]
+                for rule_index, level, k in self._judge(ruleset, facts, chunk.ids):
+                    key = (rule_index, chunk_start + k)
+                    if best.get(key, -1) < level:
+                        best[key] = level
         ids = subjects["id"].to_numpy()
         out: dict[int, list[Verdict]] = {index: [] for index, _ in ruleset.rules}
         for (rule_index, position), level in sorted(best.items()):
@@ -720,6 +868,7 @@ class StreamEngine:
     def _fetch(
         self, ruleset: _Ruleset, records: pd.DataFrame, source: RelatedSource
     ) -> dict[str, pd.DataFrame]:
+        """The related records of a chunk, by type, each row once (positions 0..n-1)."""
         candidates: list[pd.DataFrame] = []
         for step in ruleset.fetches:
             base, column = (
@@ -748,45 +897,114 @@ class StreamEngine:
             else:
                 both = pd.concat([previous, rows])
                 fetched[step.type] = both[~both.index.duplicated()]
-        return fetched
+        return {t: rows.reset_index(drop=True) for t, rows in fetched.items()}
 
     def _prepare(
-        self, ruleset: _Ruleset, group: pd.DataFrame, source: RelatedSource, as_of_ms: int
-    ) -> _Group:
-        records = record_frame(group.reset_index(drop=True))
-        related = self._fetch(ruleset, records, source)
-        derived = derive_columns(records, ruleset.derivations, as_of_ms=as_of_ms, tz=self.tz, related=related)
-        facts: list[str] = []
-        for kind, attrs in ruleset.kinds.items():
-            if kind != REC and kind in related:
-                facts += _fact_bodies(related[kind], attrs, "", ruleset.codes[kind])
-        bodies = _fact_bodies(derived, ruleset.kinds[REC], f"{RECORD}.", REC)
-        facts += [f'{body},"k":{k}' for k, body in enumerate(bodies)]
-        return _Group([str(i) for i in group["id"].to_numpy()], facts)
+        self, ruleset: _Ruleset, subjects: pd.DataFrame, source: RelatedSource, as_of_ms: int
+    ) -> _Chunk:
+        """Fetch the chunk's related records once, derive its records' values (the batch code)
+        and write every fact's JSON text once; `_related_facts` then picks each group's."""
+        records = record_frame(subjects.reset_index(drop=True))
+        fetched = self._fetch(ruleset, records, source)
+        derived = derive_columns(records, ruleset.derivations, as_of_ms=as_of_ms, tz=self.tz, related=fetched)
+        related: dict[str, _Related] = {}
+        for kind, rows in fetched.items():
+            one = related[kind] = _Related(rows)
+            if kind not in ruleset.codes:
+                continue  # fetched for an aggregate only: no facts
+            one.keep = _passes(ruleset.filters.get(kind), one, derived)
+            kept = np.flatnonzero(one.keep)
+            if len(kept):
+                texts = _fact_bodies(
+                    one.column, kept, len(kept), ruleset.kinds.get(kind, {}), ruleset.codes[kind]
+                )
+                one.bodies[kept] = texts
+        keys: dict[str, np.ndarray] = {}
+        for step in ruleset.fetches:
+            column = f"{RECORD}.{step.source_field}"
+            if step.source is None and step.field is not None and column in records.columns:
+                keys[column] = records[column].to_numpy()
+                keys[column + PRESENT_SUFFIX] = records[column + PRESENT_SUFFIX].to_numpy()
+        bodies = _fact_bodies(  # `k`: the record's position in the chunk
+            lambda name: derived[f"{RECORD}.{name}"].to_numpy(),
+            slice(None),
+            len(derived),
+            ruleset.kinds[REC],
+            REC,
+            positions=True,
+        )
+        return _Chunk(subjects["id"].to_numpy(), keys, bodies, related)
 
-    def _judge(self, ruleset: _Ruleset, group: _Group) -> list[tuple[int, int, int]]:
+    def _related_facts(self, ruleset: _Ruleset, chunk: _Chunk, start: int, stop: int) -> list[str]:
+        """The related facts of records `start:stop` of the chunk: the rows each fetch step
+        returns for exactly these records (as if fetched for them alone), minus filtered ones."""
+        if start == 0 and stop == len(chunk.ids):  # one group: the chunk's fetch was its own
+            return [
+                text
+                for kind, rows in chunk.related.items()
+                if kind in ruleset.codes
+                for text in rows.bodies[rows.keep].tolist()
+            ]
+        steps: list[np.ndarray] = []
+        for step in ruleset.fetches:
+            rows = chunk.related.get(step.type)
+            if rows is None:
+                steps.append(_NO_ROWS)
+                continue
+            if step.source is None:
+                column = f"{RECORD}.{step.source_field}"
+                if step.field is None or column not in chunk.keys:
+                    steps.append(np.arange(len(rows.frame)))
+                    continue
+                values = chunk.keys[column][start:stop]
+                present = chunk.keys[column + PRESENT_SUFFIX][start:stop]
+            else:
+                base = steps[step.source]
+                outer = chunk.related.get(ruleset.fetches[step.source].type)
+                if outer is None or len(base) == 0:
+                    steps.append(_NO_ROWS)
+                    continue
+                if step.field is None or step.source_field not in outer.frame.columns:
+                    steps.append(np.arange(len(rows.frame)))
+                    continue
+                values = outer.column(step.source_field)[base]
+                present = outer.column(step.source_field + PRESENT_SUFFIX)[base]
+            if step.present_only:
+                values = values[present == 1]
+            unique = pd.unique(values).tolist() if len(values) else []
+            steps.append(rows.index(step.field).positions(unique) if unique else _NO_ROWS)
+        facts: list[str] = []
+        for kind in ruleset.codes:
+            rows = chunk.related.get(kind)
+            if kind == REC or rows is None:
+                continue
+            parts = [found for step, found in zip(ruleset.fetches, steps, strict=True) if step.type == kind]
+            positions = np.unique(np.concatenate(parts)) if parts else _NO_ROWS
+            positions = positions[rows.keep[positions]]
+            facts += rows.bodies[positions].tolist()
+        return facts
+
+    def _judge(self, ruleset: _Ruleset, facts: list[str], ids: np.ndarray) -> list[tuple[int, int, int]]:
         """Run one durable session: opener, related facts, record facts; collect the matches."""
         matches: list[tuple[int, int, int]] = []
-        ids = _FACT_IDS.first(len(group.facts) + 1)
         with _LOCK:
             if not ruleset.free_sids:
                 raise StreamEngineError(f"no durable state id left for {ruleset.name}")
             sid = ruleset.free_sids.pop()
+            heads = _fact_heads(sid, len(facts) + 1)
             opened = False
             try:
-                code, state = _DRE.assert_fact(ruleset.handle, dumps({"id": ids[0], "sid": sid, "t": _OPEN}))
-                self._drain(ruleset, state, group, matches)  # runs the opener: the state can be deleted
+                code, state = _DRE.assert_fact(ruleset.handle, f'{heads[0]}"t":"{_OPEN}"}}')
+                self._drain(ruleset, state, ids, matches)  # runs the opener: the state can be deleted
                 opened = True
-                payload = ",".join(
-                    f'{{"id":"{fact_id}","sid":"{sid}",{body}}}'
-                    for fact_id, body in zip(ids[1:], group.facts, strict=True)
+                code, state = _DRE.assert_facts(
+                    ruleset.handle, f"[{','.join(map(str.__add__, heads[1:], facts))}]"
                 )
-                code, state = _DRE.assert_facts(ruleset.handle, f"[{payload}]")
                 if code == _OBSERVED:
                     raise StreamEngineError(f"durable saw a fact id twice in {ruleset.name}")
                 if code not in (0, _NOT_HANDLED):
                     raise StreamEngineError(f"durable deferred the facts of {ruleset.name} (code {code})")
-                self._drain(ruleset, state, group, matches)
+                self._drain(ruleset, state, ids, matches)
             finally:
                 if opened:
                     _DRE.delete_state(ruleset.handle, sid)
@@ -796,41 +1014,172 @@ class StreamEngine:
         return matches
 
     def _drain(
-        self, ruleset: _Ruleset, state: int, group: _Group, matches: list[tuple[int, int, int]]
+        self, ruleset: _Ruleset, state: int, ids: np.ndarray, matches: list[tuple[int, int, int]]
     ) -> None:
         result = _DRE.start_action_for_state(ruleset.handle, state)
         while result is not None:
-            messages: dict[str, Any] = json.loads(result[1] if isinstance(result, tuple) else result)
-            for action, frames in messages.items():
-                if action == "open":
-                    continue
+            # a result is `{"<action>":<frame or [frames]>}`, one action (durable's
+            # `serializeResult`), and each frame holds one record fact: its only `"k"` (values
+            # carry no raw `"`, see `durable_string`), so the matches are read without a JSON parse
+            text: str = result[1] if isinstance(result, tuple) else result
+            action = text[2 : text.index('"', 2)]
+            if action != "open":
                 rule_index, level = ruleset.actions[action]
                 rule = self.rules[rule_index]
                 try:
-                    for frame in frames if isinstance(frames, list) else [frames]:
-                        k = int(frame["r"]["k"])
+                    for k in map(int, _RECORD_POSITION.findall(text)):
                         matches.append((rule_index, level, k))
                         if self._hook is not None:
-                            self._hook(rule.id, rule.levels[level].severity, group.ids[k])
+                            self._hook(rule.id, rule.levels[level].severity, str(ids[k]))
                 except Exception as e:
                     _DRE.abandon_action(ruleset.handle, state)
                     raise StreamEngineError(f"action failed: {e!r}", rule_id=rule.id) from e
             result = _DRE.complete_and_start_action(ruleset.handle, state)
 
 
-def _fact_bodies(frame: pd.DataFrame, attrs: Mapping[str, _Source], prefix: str, fact_kind: str) -> list[str]:
-    """For each row, the JSON members of its fact (`"t":...,"attr":value,...`): every attribute
-    the patterns read on this kind. `id` and `sid` are added per session."""
-    columns: list[list[str]] = [[f'"t":{json.dumps(fact_kind)}'] * len(frame)]
-    for name, source in attrs.items():
+_RECORD_POSITION = re.compile(r'"k":(\d+)')
+_HEADS: dict[str, list[str]] = {}
+
+
+def _fact_heads(sid: str, n: int) -> list[str]:
+    """`{"id":...,"sid":...,` of the first `n` facts of a session (ids: `_FACT_IDS`); call
+    under `_LOCK`."""
+    heads = _HEADS.setdefault(sid, [])
+    if len(heads) < n:
+        heads += [f'{{"id":"{fact_id}","sid":"{sid}",' for fact_id in _FACT_IDS.first(n)[len(heads) :]]
+    return heads[:n]
+
+
+def _passes(filters: Sequence[_Filter] | None, rows: _Related, derived: pd.DataFrame) -> np.ndarray:
+    """Which related rows pass at least one pattern's filter (all of them without filters)."""
+    n = len(rows.frame)
+    if filters is None or n < _FILTER_MIN_ROWS:
+        return np.ones(n, dtype=bool)
+    names = {r.field for one in filters for item in one.local for r in refs_in(item)}
+    read = [c for c in rows.frame.columns if c in names or c.removesuffix(PRESENT_SUFFIX) in names]
+    scoped = pd.DataFrame(  # one frame for every local test (dtype kept: no string inference)
+        {f"{_ROW}.{c}": pd.Series(rows.column(c), dtype=rows.column(c).dtype) for c in read},
+        index=pd.RangeIndex(n),
+    )
+    tested: dict[object, np.ndarray] = {}  # patterns share tests: each is evaluated once
+    keep = np.zeros(n, dtype=bool)
+    for one in filters:
+        passing = np.ones(n, dtype=bool)
+        for test in (*one.local, *one.bounds):
+            if not passing.any():
+                break
+            result = tested.get(test)
+            if result is None:
+                if isinstance(test, tuple):
+                    related_field, op, outer = test
+                    values = rows.column(related_field)
+                    result = _some_record(values, op, _outer_values(derived, outer))
+                else:
+                    result = eval_node(scoped, test, {})
+                tested[test] = result
+            passing &= result
+        keep |= passing
+    return keep
+
+
+def _outer_values(derived: pd.DataFrame, expr: Ref | Arith) -> np.ndarray:
+    ref = expr.ref if isinstance(expr, Arith) else expr
+    values = derived[f"{RECORD}.{ref.field}"].to_numpy()
+    if isinstance(expr, Arith):
+        values = values + expr.const if expr.op == "+" else values * expr.const
+    return np.asarray(values)
+
+
+def _some_record(values: np.ndarray, op: str, outer: np.ndarray) -> np.ndarray:
+    """Which `values` satisfy `value op o` for some `o` in `outer`: a necessary condition only,
+    so values of other types (floats, mixed) all pass."""
+    if len(outer) == 0:
+        return np.zeros(len(values), dtype=bool)
+    numeric = values.dtype.kind in "iu" and outer.dtype.kind in "iu"
+    if not numeric and not (_all_str(values) and _all_str(outer)):
+        return np.ones(len(values), dtype=bool)
+    if op == "eq":
+        return np.asarray(pd.Index(pd.unique(outer)).get_indexer(values) >= 0)
+    if op == "ne":
+        distinct = pd.unique(outer)
+        return np.ones(len(values), dtype=bool) if len(distinct) > 1 else np.asarray(values != distinct[0])
+    bound = min(outer.tolist()) if op in ("gt", "ge") else max(outer.tolist())
+    return np.asarray(_COMPARE[op](values, bound), dtype=bool)
+
+
+def _all_str(values: np.ndarray) -> bool:
+    return values.dtype.kind == "O" and pd.api.types.infer_dtype(values, skipna=False) in ("string", "empty")
+
+
+_COMPARE: dict[str, Callable[[np.ndarray, Any], Any]] = {
+    "lt": lambda a, b: a < b,
+    "le": lambda a, b: a <= b,
+    "gt": lambda a, b: a > b,
+    "ge": lambda a, b: a >= b,
+}
+
+
+def _fact_bodies(
+    column: Callable[[str], np.ndarray],
+    rows: np.ndarray | slice,
+    count: int,
+    attrs: Mapping[str, _Source],
+    fact_kind: str,
+    *,
+    positions: bool = False,
+) -> list[str]:
+    """For each of `rows` (`count` of them), its fact without `id` and `sid` (added per session):
+    `"t":...,"attr":value,...}` with every attribute the patterns read on this kind (`column`
+    gives a field's values), and `"k"` = its position among `rows` if `positions`. Many rows
+    are joined column by column in Arrow (C); a few in Python (Arrow's per-call cost)."""
+    columns: list[np.ndarray] = []
+    for source in attrs.values():
         try:
-            values = frame[prefix + source.column].to_numpy()
+            values = column(source.column)[rows]
         except KeyError as e:
             raise StreamEngineError(f"the records of {fact_kind} have no field {source.column!r}") from e
         if isinstance(source, _Computed):  # the same arithmetic as the batch engine
             values = values + source.const if source.op == "+" else values * source.const
-        columns.append(_column_texts(np.asarray(values), f'"{name}":'))
-    return list(map(",".join, zip(*columns, strict=True)))
+        columns.append(np.asarray(values))
+    head = f'"t":{json.dumps(fact_kind)}'
+    if count < _ARROW_MIN_ROWS:
+        template = head + "".join(f',"{name}":{{}}' for name in attrs)  # names are `a<n>`: no braces
+        texts = [_column_texts(values) for values in columns]
+        bodies = list(map(template.format, *texts)) if texts else [head] * count
+        if positions:
+            return [f'{body},"k":{k}}}' for k, body in enumerate(bodies)]
+        return [body + "}" for body in bodies]
+    parts: list[Any] = [head]
+    for name, values in zip(attrs, columns, strict=True):
+        parts += [f',"{name}":', _column_json(values)]
+    if positions:
+        parts += [',"k":', pa.array(np.arange(count)).cast(pa.string())]
+    parts.append("}")
+    if not any(isinstance(part, pa.Array) for part in parts):
+        return ["".join(parts)] * count
+    joined: list[str] = pc.binary_join_element_wise(*parts, "").to_pylist()
+    return joined
+
+
+def _column_json(values: np.ndarray) -> Any:
+    """The JSON text of each value of a column, as an Arrow string array: integers and strings
+    without a character to escape (the usual case) are converted in Arrow, others by
+    `_column_texts`."""
+    kind = values.dtype.kind
+    if kind in "iu":
+        return pa.array(values).cast(pa.string())
+    if kind == "O":
+        try:
+            strings = pa.array(values, type=pa.string())
+        except (pa.ArrowException, TypeError, ValueError):  # not all strings, or not UTF-8
+            strings = None
+        if (
+            strings is not None
+            and strings.null_count == 0
+            and not pc.any(pc.match_substring_regex(strings, _SPECIAL.pattern)).as_py()
+        ):
+            return pc.binary_join_element_wise('"', strings, '"', "")
+    return pa.array(_column_texts(values), type=pa.string())
 
 
 __all__ = [
