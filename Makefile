@@ -24,7 +24,7 @@ demo: venv
 	$(BIN)/zhidu demo --dir $(DEMO_DIR)
 
 test: venv
-	$(BIN)/python -m pytest -q -p no:cacheprovider
+	$(BIN)/python -m pytest -q -p no:cacheprovider -n auto
 
 lint: venv
 	$(BIN)/ruff check .
