@@ -16,11 +16,11 @@ from typing import Annotated, Any
 
 import pandas as pd
 import typer
-from rich.console import Console
 from rich.table import Table
 
 from rules.problems import InputError
-from service.settings import Settings, get_settings
+from service.console import CLI_ACTOR, err, migrated_session, out
+from service.console import cli_settings as settings
 
 app = typer.Typer(
     help="zhidu 制度: rules-and-policy compliance for process-management manuals.", no_args_is_help=True
@@ -33,8 +33,6 @@ app.add_typer(policies_app, name="policies")
 app.add_typer(rules_app, name="rules")
 
 # Piped output (CI logs, files) gets a wide page instead of rich's 80-column default.
-out = Console(soft_wrap=True, width=None if sys.stdout.isatty() else 200)
-err = Console(stderr=True, soft_wrap=True, width=None if sys.stderr.isatty() else 200)
 
 
 class Lang(StrEnum):
@@ -54,14 +52,6 @@ class EngineName(StrEnum):
 
 
 LangOption = Annotated[Lang, typer.Option("--lang", help="Language of the output: zh or en.")]
-
-
-def settings() -> Settings:
-    try:
-        return get_settings()
-    except ValueError as exc:  # pydantic's ValidationError is a ValueError
-        err.print(f"[red]invalid settings / 配置无效:[/red] {exc}")
-        raise typer.Exit(2) from exc
 
 
 @contextmanager
@@ -492,7 +482,7 @@ def demo(
 
     reports_dir = directory.parent  # ./out/ for the default --dir out/demo
     out.print(f"7. reports / 报告 → {reports_dir.resolve()}:")
-    with account_session() as session:
+    with migrated_session() as session:
         written, seconds = write_demo_reports(
             session,
             period="2026-10",
@@ -539,24 +529,6 @@ app.add_typer(users_app, name="users")
 app.add_typer(tokens_app, name="tokens")
 app.add_typer(audit_app, name="audit")
 
-CLI_ACTOR = "system"  # actor of audit events for changes made with the command line
-
-
-@contextmanager
-def account_session() -> Iterator[Any]:
-    """A session on ZHIDU_DATABASE_URL, migrated to the newest revision first."""
-    from service.db.base import engine_for, session_factory
-    from service.db.migrate import upgrade
-
-    s = settings()
-    upgrade(s.database_url)
-    engine = engine_for(s.database_url)
-    try:
-        with session_factory(engine)() as session:
-            yield session
-    finally:
-        engine.dispose()
-
 
 @contextmanager
 def account_errors() -> Iterator[None]:
@@ -592,7 +564,7 @@ def users_create(
     from service.accounts import flows
 
     scope_depts = [d.strip() for d in (scope or "").split(",") if d.strip()]
-    with account_session() as session, account_errors():
+    with migrated_session() as session, account_errors():
         user = flows.create_user(
             session,
             username=username.strip(),
@@ -612,7 +584,7 @@ def users_list() -> None:
     """Every user."""
     from service.accounts import service
 
-    with account_session() as session:
+    with migrated_session() as session:
         users, _ = service.list_users(session)
     table = Table(title=f"users / 用户 ({len(users)})")
     for col in ("id", "username", "name", "role", "dept", "scope", "lang", "email", "active", "created"):
@@ -638,7 +610,7 @@ def users_disable(username: str) -> None:
     """Deactivate a user: its tokens stop working at once."""
     from service.accounts import flows
 
-    with account_session() as session, account_errors():
+    with migrated_session() as session, account_errors():
         user = flows.disable_user(session, username=username, actor=CLI_ACTOR)
     if user is None:
         err.print(f"no user {username!r} / 用户 {username!r} 不存在")
@@ -658,7 +630,7 @@ def tokens_issue(
     to standard output: TOKEN=$(zhidu tokens issue admin)."""
     from service.accounts import flows, service
 
-    with account_session() as session, account_errors():
+    with migrated_session() as session, account_errors():
         user = service.find_user(session, username=username)
         if user is None:
             err.print(f"no user {username!r} / 用户 {username!r} 不存在")
@@ -686,7 +658,7 @@ def tokens_list(
 
     from service.accounts import service
 
-    with account_session() as session:
+    with migrated_session() as session:
         user_id = None
         if username is not None:
             user = service.find_user(session, username=username)
@@ -723,7 +695,7 @@ def tokens_revoke(token_id: int) -> None:
     """Revoke a token (see `zhidu tokens list` for ids)."""
     from service.accounts import flows
 
-    with account_session() as session:
+    with migrated_session() as session:
         token = flows.revoke_token(session, token_id=token_id, actor=CLI_ACTOR)
     if token is None:
         err.print(f"no token {token_id} / 令牌 {token_id} 不存在")
@@ -736,7 +708,7 @@ def audit_verify() -> None:
     """Check the audit trail's hash chain; list every altered, removed or inserted event (exit 1)."""
     from service.audit import flows
 
-    with account_session() as session:
+    with migrated_session() as session:
         report = flows.verify(session)
     for p in report.problems:
         err.print(f"  seq {p.seq}: {p.kind}: {p.message}\n    {p.message_zh}", markup=False, highlight=False)
@@ -808,7 +780,7 @@ def schedules_list(
     with input_errors():
         config = load_schedules(s)
     discover_job_kinds()
-    with account_session() as session:
+    with migrated_session() as session:
         view = scheduling_flows.overview(session, config=config, advisory_key=advisory_key_of)
     if output == OutputFormat.json:
         out.print_json(view.model_dump_json())
@@ -865,7 +837,7 @@ def schedules_runs(
         err.print(f"unknown status {status!r}; use one of {', '.join(RunStatus)} / 状态无效")
         raise typer.Exit(2)
     s = settings()
-    with account_session() as session:
+    with migrated_session() as session:
         runs, total = scheduling_flows.browse_runs(
             session, job_id=job_id, status=RunStatus(status) if status else None, limit=limit
         )
@@ -968,7 +940,7 @@ def run_inspection_now(period_text: str, *, depts: Sequence[str] | None, issue: 
         err.print(f"{exc}\n{exc.message_zh}", markup=False, highlight=False)
         raise typer.Exit(2) from exc
     runtime, config = _inspection_runtime()
-    with account_session() as session:
+    with migrated_session() as session:
         try:
             return inspection_flows.run_inspection(
                 session,
@@ -1086,7 +1058,7 @@ def notices_list(
     from service.notices import service as notice_service
 
     now = datetime.now(UTC)
-    with account_session() as session:
+    with migrated_session() as session:
         items, total = notice_service.list_notices(
             session, scope=true(), dept=dept, status=status, limit=limit
         )
@@ -1113,7 +1085,7 @@ def notices_show(number: str, lang: LangOption = Lang.zh) -> None:
     from service.notices import service as notice_service
 
     runtime, _ = _inspection_runtime()
-    with account_session() as session:
+    with migrated_session() as session:
         notice = notice_service.by_number(session, number=number)
         if notice is None:
             err.print(f"no notice {number} / 整改通知不存在")
@@ -1161,7 +1133,7 @@ def notices_sweep() -> None:
     from service.notices import flows as notice_flows
 
     runtime, config = _inspection_runtime()
-    with account_session() as session:
+    with migrated_session() as session:
         report = notice_flows.sweep(session, runtime=runtime, config=config, now=datetime.now(UTC))
     out.print(
         f"reminders {report.reminders}, escalations {report.escalations}, waivers expired "

@@ -30,18 +30,75 @@ def _peak_rss_mb() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
+def store_judged_inspection(
+    factory: Any, *, library: Any, config: Any, result: Any, frames: Any, when: Any, as_of: Any, now: Any
+) -> tuple[Any, Any, Any, Any]:
+    """Store an inspection judged from files (not from the database, which is what the inspection
+    flow reads), as the flow stores it: findings, data-quality findings, summaries, notices."""
+    from service.inspections import service
+    from service.inspections.models import Inspection
+    from service.notices import service as notices
+
+    tz = library.company.tz
+    with factory() as session, session.begin():
+        inspection = Inspection(
+            period=when.label,
+            period_start=when.start(tz),
+            period_end=when.end(tz),
+            as_of=as_of,
+            complete=True,
+            depts=None,
+            trigger="cli",
+            run_key=None,
+            requested_by="bench",
+            started_at=now,
+            finished_at=now,
+            policy_version=library.version,
+            records_checked=result.records_checked,
+            counts={},
+            timings={},
+        )
+        session.add(inspection)
+        session.flush()
+        reconciled = service.reconcile_scope(
+            session,
+            library=library,
+            result=result,
+            typed=frames,
+            now=now,
+            reason="bench",
+            actor="system",
+        )
+        service.record_findings(session, inspection_id=inspection.id, reconciled=reconciled)
+        service.reconcile_quality(session, inspection_id=inspection.id, result=result, now=now)
+        summaries = service.summarise(
+            session, inspection=inspection, config=config, result=result, reconciled=reconciled
+        )
+        by_dept: dict[str, list[dict[str, Any]]] = defaultdict(list)
+        for row in reconciled.open_rows:
+            if row["dept"] is not None:
+                by_dept[row["dept"]].append(row)
+        issued = notices.issue_notices(
+            session,
+            library=library,
+            config=config,
+            by_dept=by_dept,
+            inspection_id=inspection.id,
+            actor="bench",
+            now=now,
+        )
+    return inspection, reconciled, summaries, issued
+
+
 def bench(records: int = RECORDS, *, period: str = "2026-10", seed: int = 1) -> dict[str, Any]:
     """Seconds, counts and memory of one inspection of `period` over `records` generated records."""
     from checks import warm_up
     from rules.readers import read_data_dir
     from service.db.base import engine_for, session_factory
     from service.db.migrate import upgrade
-    from service.inspections import service
     from service.inspections.config import load_config
     from service.inspections.core import judge_scope, suites_of
-    from service.inspections.models import Inspection
     from service.inspections.periods import Period
-    from service.notices import service as notices
     from service.settings import Settings
     from service.synthetic import generate
 
@@ -88,53 +145,16 @@ def bench(records: int = RECORDS, *, period: str = "2026-10", seed: int = 1) -> 
         try:
             factory = session_factory(engine)
             start = time.perf_counter()
-            with factory() as session, session.begin():
-                inspection = Inspection(
-                    period=when.label,
-                    period_start=when.start(tz),
-                    period_end=when.end(tz),
-                    as_of=as_of,
-                    complete=True,
-                    depts=None,
-                    trigger="cli",
-                    run_key=None,
-                    requested_by="bench",
-                    started_at=now,
-                    finished_at=now,
-                    policy_version=library.version,
-                    records_checked=result.records_checked,
-                    counts={},
-                    timings={},
-                )
-                session.add(inspection)
-                session.flush()
-                reconciled = service.reconcile_scope(
-                    session,
-                    library=library,
-                    result=result,
-                    typed=frames,
-                    now=now,
-                    reason="bench",
-                    actor="system",
-                )
-                service.record_findings(session, inspection_id=inspection.id, reconciled=reconciled)
-                service.reconcile_quality(session, inspection_id=inspection.id, result=result, now=now)
-                summaries = service.summarise(
-                    session, inspection=inspection, config=config, result=result, reconciled=reconciled
-                )
-                by_dept: dict[str, list[dict[str, Any]]] = defaultdict(list)
-                for row in reconciled.open_rows:
-                    if row["dept"] is not None:
-                        by_dept[row["dept"]].append(row)
-                issued = notices.issue_notices(
-                    session,
-                    library=library,
-                    config=config,
-                    by_dept=by_dept,
-                    inspection_id=inspection.id,
-                    actor="bench",
-                    now=now,
-                )
+            _inspection, reconciled, summaries, issued = store_judged_inspection(
+                factory,
+                library=library,
+                config=config,
+                result=result,
+                frames=frames,
+                when=when,
+                as_of=as_of,
+                now=now,
+            )
             out["store_seconds"] = time.perf_counter() - start
             out["violations_opened"] = reconciled.count("opened")
             out["departments"] = len(summaries)

@@ -19,7 +19,6 @@ import os
 import resource
 import tempfile
 import time
-from collections import defaultdict
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -38,14 +37,12 @@ def _inspect(url: str, data: Path, *, period: str, now: datetime, out: dict[str,
     from rules.validate import content_hash, to_payloads
     from service.db.base import engine_for, session_factory
     from service.evaluation.service import load_policy_library
-    from service.inspections import service
     from service.inspections.config import load_config
     from service.inspections.core import judge_scope
-    from service.inspections.models import Inspection
     from service.inspections.periods import Period
-    from service.notices import service as notices
     from service.records.flows import load_dataset
     from service.settings import Settings
+    from tests.bench_inspection import store_judged_inspection
 
     settings = Settings(database_url=url)
     library = load_policy_library(settings)
@@ -73,47 +70,16 @@ def _inspect(url: str, data: Path, *, period: str, now: datetime, out: dict[str,
         as_of = when.as_of(tz, grace_days=config.grace_days, now=now)
         start = time.perf_counter()
         result = judge_scope(library, config, frames, period=when, depts=None, as_of=as_of)
-        with factory() as session, session.begin():
-            inspection = Inspection(
-                period=when.label,
-                period_start=when.start(tz),
-                period_end=when.end(tz),
-                as_of=as_of,
-                complete=True,
-                depts=None,
-                trigger="cli",
-                run_key=None,
-                requested_by="bench",
-                started_at=now,
-                finished_at=now,
-                policy_version=library.version,
-                records_checked=result.records_checked,
-                counts={},
-                timings={},
-            )
-            session.add(inspection)
-            session.flush()
-            reconciled = service.reconcile_scope(
-                session, library=library, result=result, typed=frames, now=now, reason="bench", actor="system"
-            )
-            service.record_findings(session, inspection_id=inspection.id, reconciled=reconciled)
-            service.reconcile_quality(session, inspection_id=inspection.id, result=result, now=now)
-            service.summarise(
-                session, inspection=inspection, config=config, result=result, reconciled=reconciled
-            )
-            by_dept: dict[str, list[dict[str, Any]]] = defaultdict(list)
-            for row in reconciled.open_rows:
-                if row["dept"] is not None:
-                    by_dept[row["dept"]].append(row)
-            issued = notices.issue_notices(
-                session,
-                library=library,
-                config=config,
-                by_dept=by_dept,
-                inspection_id=inspection.id,
-                actor="bench",
-                now=now,
-            )
+        _inspection, _reconciled, _summaries, issued = store_judged_inspection(
+            factory,
+            library=library,
+            config=config,
+            result=result,
+            frames=frames,
+            when=when,
+            as_of=as_of,
+            now=now,
+        )
         out["inspection_seconds"] = time.perf_counter() - start
         out["findings_in_month"] = len(result.findings)
         out["notices"] = len(issued)

@@ -2,51 +2,18 @@
 
 from __future__ import annotations
 
-import sys
-from collections.abc import Iterator
-from contextlib import contextmanager
 from datetime import date, datetime
 from typing import Annotated, Any
 
 import typer
-from rich.console import Console
 from rich.table import Table
 
+from service.console import CLI_ACTOR, cli_settings, err, migrated_session, out
 from service.digests.schemas import Cadence
 from service.mail.schemas import MessageKind, MessageStatus
-from service.settings import Settings, get_settings
 
 digests_app = typer.Typer(help="Managers' digest subscriptions and scheduled digests.", no_args_is_help=True)
 mail_app = typer.Typer(help="Outgoing mail: the outbox and SMTP sending.", no_args_is_help=True)
-
-out = Console(soft_wrap=True, width=None if sys.stdout.isatty() else 200)
-err = Console(stderr=True, soft_wrap=True, width=None if sys.stderr.isatty() else 200)
-
-CLI_ACTOR = "system"
-
-
-def _settings() -> Settings:
-    try:
-        return get_settings()
-    except ValueError as exc:  # pydantic's ValidationError is a ValueError
-        err.print(f"[red]invalid settings / 配置无效:[/red] {exc}")
-        raise typer.Exit(2) from exc
-
-
-@contextmanager
-def _session() -> Iterator[Any]:
-    """A session on ZHIDU_DATABASE_URL, migrated to the newest revision first."""
-    from service.db.base import engine_for, session_factory
-    from service.db.migrate import upgrade
-
-    s = _settings()
-    upgrade(s.database_url)
-    engine = engine_for(s.database_url)
-    try:
-        with session_factory(engine)() as session:
-            yield session
-    finally:
-        engine.dispose()
 
 
 def _fail(message: str, message_zh: str) -> typer.Exit:
@@ -77,7 +44,7 @@ def digests_subscribe(
     from service.accounts import service as accounts
     from service.digests import flows, service
 
-    with _session() as session:
+    with migrated_session() as session:
         user = accounts.find_user(session, username=username.strip())
         if user is None:
             raise _fail(f"no user {username!r}", f"用户 {username!r} 不存在")
@@ -100,7 +67,7 @@ def digests_list() -> None:
     """Every subscription."""
     from service.digests import service
 
-    with _session() as session:
+    with migrated_session() as session:
         rows, _ = service.list_subscriptions(session)
     table = Table(title=f"digest subscriptions / 摘要订阅 ({len(rows)})")
     for col in ("id", "user", "email", "cadence", "depts", "lang", "active", "created"):
@@ -133,14 +100,14 @@ def digests_run(
     from service.digests import flows
     from service.mail import flows as mail_flows
 
-    s = _settings()
+    s = cli_settings()
     try:
         day = date.fromisoformat(today) if today else datetime.now(s.tz).date()
     except ValueError as exc:
         raise _fail(
             f"--today {today!r} is not a date YYYY-MM-DD", f"--today {today!r} 不是日期 YYYY-MM-DD"
         ) from exc
-    with _session() as session:
+    with migrated_session() as session:
         built = flows.build_digests(session, settings=s, cadence=cadence.value, today=day)
         report = mail_flows.send_pending(session, settings=s) if send else None
     table = Table(title=f"{cadence.value} digests / 摘要 ({len(built)})")
@@ -172,8 +139,8 @@ def mail_send() -> None:
     ZHIDU_SMTP_HOST they are kept in the outbox only). Exits 1 when an attempt failed."""
     from service.mail import flows
 
-    with _session() as session:
-        report = flows.send_pending(session, settings=_settings())
+    with migrated_session() as session:
+        report = flows.send_pending(session, settings=cli_settings())
     _print_send_report(report.as_dict())
     if report.failed_attempts:
         raise typer.Exit(1)
@@ -188,7 +155,7 @@ def mail_outbox(
     """The outbox, newest first."""
     from service.mail import service
 
-    with _session() as session:
+    with migrated_session() as session:
         messages, total = service.list_messages(
             session,
             status=None if status is None else status.value,
@@ -218,7 +185,7 @@ def mail_retry(message_id: int) -> None:
     """Queue a failed or outbox-only message again (sent by the next `zhidu mail send`)."""
     from service.mail import flows
 
-    with _session() as session:
+    with migrated_session() as session:
         outcome = flows.requeue(session, message_id=message_id)
     if outcome is None:
         raise _fail(f"no message {message_id}", f"邮件 {message_id} 不存在")

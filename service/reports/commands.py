@@ -11,25 +11,21 @@ Every command takes --format html|pdf|xlsx|csv (a notice: html|pdf), --lang zh|e
 
 from __future__ import annotations
 
-import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
 from enum import StrEnum
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated
 
 import typer
-from rich.console import Console
 
 import reports
+from service.console import err, migrated_session, out
 
 report_app = typer.Typer(
     help="Report documents: violation report, department scorecard, rectification notice, digest.",
     no_args_is_help=True,
 )
-
-out = Console(soft_wrap=True, width=None if sys.stdout.isatty() else 200)
-err = Console(stderr=True, soft_wrap=True, width=None if sys.stderr.isatty() else 200)
 
 
 class Format(StrEnum):
@@ -62,26 +58,6 @@ PeriodOption = Annotated[
 def _fail(message: str, message_zh: str) -> typer.Exit:
     err.print(f"[red]{message}[/red] / {message_zh}", highlight=False)
     return typer.Exit(2)
-
-
-@contextmanager
-def _session() -> Iterator[Any]:
-    """A session on ZHIDU_DATABASE_URL, migrated to the newest revision first."""
-    from service.db.base import engine_for, session_factory
-    from service.db.migrate import upgrade
-    from service.settings import get_settings
-
-    try:
-        settings = get_settings()
-    except ValueError as exc:  # pydantic's ValidationError is a ValueError
-        raise _fail(f"invalid settings: {exc}", "配置无效") from exc
-    upgrade(settings.database_url)
-    engine = engine_for(settings.database_url)
-    try:
-        with session_factory(engine)() as session:
-            yield session
-    finally:
-        engine.dispose()
 
 
 @contextmanager
@@ -147,7 +123,7 @@ def violations(
             f"unknown severity {', '.join(unknown)}: use critical, major or minor",
             f"未知的严重程度 {', '.join(unknown)}：可用 critical、major、minor",
         )
-    with _session() as session:
+    with migrated_session() as session:
         document = service.gather_violation_report(
             session=session, period=parsed, depts=dept or [], rules=rule or [], severities=severity or []
         )
@@ -166,7 +142,7 @@ def scorecard(
     from service.reports import service
 
     parsed = _period(period)
-    with _session() as session, _refusals():
+    with migrated_session() as session, _refusals():
         document = service.gather_scorecard(session=session, dept=dept, period=parsed)
     _write(document, fmt, lang, out_file, f"scorecard-{_safe(dept)}-{_safe(parsed.describe())}")
 
@@ -186,7 +162,7 @@ def notice(
             f"a rectification notice is a letter: --format html or pdf, not {fmt.value}",
             f"整改通知书是正式公文：格式只能为 html 或 pdf，不能为 {fmt.value}",
         )
-    with _session() as session, _refusals():
+    with migrated_session() as session, _refusals():
         document = service.gather_notice(session=session, number=number)
     _write(document, fmt, lang, out_file, f"rectification-notice-{_safe(number)}")
 
@@ -210,7 +186,7 @@ def digest(
     from service.reports import service
     from service.reports.periods import digest_period, period_kind
 
-    with _session() as session:
+    with migrated_session() as session:
         src = service.sources()
         if period is None:
             parsed = digest_period(cadence.value, src.local_date(src.now))
