@@ -55,9 +55,7 @@ def me(user: CurrentUser, token: CurrentToken) -> Me:
 @router.get("/users", summary="List users (admin)", response_model=Page[UserRead])
 def list_users(_admin: AdminUser, session: SessionDep, page: PaginationDep) -> Page[UserRead]:
     users, total = service.list_users(session, limit=page.limit, offset=page.offset)
-    return Page[UserRead](
-        items=[UserRead.model_validate(u) for u in users], total=total, limit=page.limit, offset=page.offset
-    )
+    return page.of([UserRead.model_validate(u) for u in users], total)
 
 
 @router.post(

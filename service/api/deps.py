@@ -314,6 +314,10 @@ class Pagination:
     limit: int
     offset: int
 
+    def of(self, items: list[T], total: int) -> Page[T]:
+        """The page of `items` this pagination asked for, of `total` matching in all."""
+        return Page(items=items, total=total, limit=self.limit, offset=self.offset)
+
 
 def get_pagination(
     limit: Annotated[int, Query(ge=1, le=MAX_PAGE, description="Items per page.")] = 50,

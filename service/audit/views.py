@@ -58,12 +58,7 @@ def list_events(
         limit=page.limit,
         offset=page.offset,
     )
-    return Page[AuditEventRead](
-        items=[AuditEventRead.model_validate(e) for e in events],
-        total=total,
-        limit=page.limit,
-        offset=page.offset,
-    )
+    return page.of([AuditEventRead.model_validate(e) for e in events], total)
 
 
 @router.get(

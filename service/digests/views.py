@@ -109,12 +109,7 @@ def list_subscriptions(
         limit=page.limit,
         offset=page.offset,
     )
-    return Page[SubscriptionRead](
-        items=[_read(sub, user.username) for sub, user in rows],
-        total=total,
-        limit=page.limit,
-        offset=page.offset,
-    )
+    return page.of([_read(sub, user.username) for sub, user in rows], total)
 
 
 @router.post(

@@ -161,12 +161,7 @@ def list_inspections(
     items, total = service.list_inspections(
         session, visible=visible_depts(user), period=period, limit=page.limit, offset=page.offset
     )
-    return Page[InspectionRead](
-        items=[inspection_read(session, i, scope) for i in items],
-        total=total,
-        limit=page.limit,
-        offset=page.offset,
-    )
+    return page.of([inspection_read(session, i, scope) for i in items], total)
 
 
 @router.get(
@@ -214,9 +209,4 @@ def list_quality(
         limit=page.limit,
         offset=page.offset,
     )
-    return Page[QualityRead](
-        items=[QualityRead.model_validate(q) for q in items],
-        total=total,
-        limit=page.limit,
-        offset=page.offset,
-    )
+    return page.of([QualityRead.model_validate(q) for q in items], total)

@@ -58,12 +58,7 @@ def list_outbox(
         offset=page.offset,
     )
     counts = service.image_counts(session, message_ids=[m.id for m in messages])
-    return Page[OutboxItem](
-        items=[OutboxItem.model_validate(_item(m, counts.get(m.id, 0))) for m in messages],
-        total=total,
-        limit=page.limit,
-        offset=page.offset,
-    )
+    return page.of([OutboxItem.model_validate(_item(m, counts.get(m.id, 0))) for m in messages], total)
 
 
 @router.get("/outbox/{message_id}", summary="One message with its HTML and text", response_model=OutboxDetail)

@@ -233,12 +233,7 @@ def list_notices(
         offset=page.offset,
     )
     counts = service.item_counts(session, notice_ids=[n.id for n in items])
-    return Page[NoticeRead](
-        items=[notice_read(n, counts.get(n.id, 0), now) for n in items],
-        total=total,
-        limit=page.limit,
-        offset=page.offset,
-    )
+    return page.of([notice_read(n, counts.get(n.id, 0), now) for n in items], total)
 
 
 @router.post(
@@ -552,12 +547,7 @@ def list_reminders(
         limit=page.limit,
         offset=page.offset,
     )
-    return Page[ReminderRead](
-        items=[ReminderRead.model_validate(r) for r in items],
-        total=total,
-        limit=page.limit,
-        offset=page.offset,
-    )
+    return page.of([ReminderRead.model_validate(r) for r in items], total)
 
 
 # --- waivers -------------------------------------------------------------------------------------
@@ -613,9 +603,7 @@ def list_waivers(
         limit=page.limit,
         offset=page.offset,
     )
-    return Page[WaiverRead](
-        items=[WaiverRead.model_validate(w) for w in items], total=total, limit=page.limit, offset=page.offset
-    )
+    return page.of([WaiverRead.model_validate(w) for w in items], total)
 
 
 @router.post(

@@ -125,9 +125,7 @@ def list_penalties(
         limit=page.limit,
         offset=page.offset,
     )
-    return Page[PenaltyRead](
-        items=penalty_reads(session, items), total=total, limit=page.limit, offset=page.offset
-    )
+    return page.of(penalty_reads(session, items), total)
 
 
 @router.get("/penalties/{penalty_id}", summary="One penalty with its appeal", response_model=PenaltyRead)

@@ -38,12 +38,7 @@ def list_clauses(
     checkable: Annotated[bool | None, Query(description="Only clauses a rule can (or cannot) check.")] = None,
 ) -> Page[ClauseRead]:
     items = service.clauses(runtime.library, manual=manual, checkable=checkable)
-    return Page[ClauseRead](
-        items=items[page.offset : page.offset + page.limit],
-        total=len(items),
-        limit=page.limit,
-        offset=page.offset,
-    )
+    return page.of(items[page.offset : page.offset + page.limit], len(items))
 
 
 @router.get(

@@ -106,9 +106,7 @@ def list_job_runs(
         limit=page.limit,
         offset=page.offset,
     )
-    return Page[JobRunRead](
-        items=[JobRunRead.model_validate(r) for r in runs], total=total, limit=page.limit, offset=page.offset
-    )
+    return page.of([JobRunRead.model_validate(r) for r in runs], total)
 
 
 @router.post(

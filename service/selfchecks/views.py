@@ -133,12 +133,7 @@ def list_missing(
         limit=page.limit,
         offset=page.offset,
     )
-    return Page[MissingSelfCheckRead](
-        items=[MissingSelfCheckRead.model_validate(m) for m in items],
-        total=total,
-        limit=page.limit,
-        offset=page.offset,
-    )
+    return page.of([MissingSelfCheckRead.model_validate(m) for m in items], total)
 
 
 @router.get(
@@ -164,9 +159,7 @@ def list_selfchecks(
         limit=page.limit,
         offset=page.offset,
     )
-    return Page[SelfCheckRead](
-        items=[selfcheck_read(i, user) for i in items], total=total, limit=page.limit, offset=page.offset
-    )
+    return page.of([selfcheck_read(i, user) for i in items], total)
 
 
 @router.get(

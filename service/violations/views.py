@@ -102,12 +102,7 @@ def list_violations(
         limit=page.limit,
         offset=page.offset,
     )
-    return Page[ViolationRead](
-        items=[ViolationRead.model_validate(v) for v in items],
-        total=total,
-        limit=page.limit,
-        offset=page.offset,
-    )
+    return page.of([ViolationRead.model_validate(v) for v in items], total)
 
 
 @router.get(
